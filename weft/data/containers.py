@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_indices", "copy_into", "getobs", "getobs_into", "numobs", "register"]
+__all__ = ["as_indices", "copy_into", "getobs", "getobs_into", "numobs", "obs_source", "register"]
 
 
 def as_indices(idx: Any, n: int, where: str = "container") -> int | np.ndarray:
@@ -204,6 +204,8 @@ def _(data: Mapping, buffer: Any, idx: Any) -> Any:
 
 def copy_into(buffer: Any, value: Any) -> Any:
     """Copy `value` into the matching leaves of `buffer`; leaves that do not fit come back fresh."""
+    if value is buffer:
+        return buffer
     if isinstance(buffer, np.ndarray):
         if (
             isinstance(value, np.ndarray)
@@ -218,6 +220,20 @@ def copy_into(buffer: Any, value: Any) -> Any:
     if isinstance(buffer, Mapping) and isinstance(value, Mapping) and buffer.keys() == value.keys():
         return {k: copy_into(buffer[k], value[k]) for k in value}
     return value
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+
+def obs_source(data: Any, idx: int) -> str | None:
+    """Where observation `idx` comes from (a file, a zip member), for error messages; None if
+    the container does not know.
+
+    Extending: a container that reads files implements `__obs_source__(self, idx) -> str`;
+    views forward the question to the container beneath with the index mapped.
+    """
+    method = getattr(type(data), "__obs_source__", None)
+    return None if method is None else method(data, idx)
 
 
 # --- registration -------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Implementations of the `weft` subcommands, one module each (see `weft.cli`)."""
