@@ -172,7 +172,9 @@ class ShuffleView(View):
 
     def __init__(self, data: Any, seed: int | None, epoch: int | None):
         self.data, self.seed, self.epoch = data, seed, epoch
-        self.stream = next(_streams)
+        # An explicit seed alone fixes the order; views that follow the loader's seed draw
+        # from their own stream so that two of them do not shuffle alike.
+        self.stream = 0 if seed is not None else next(_streams)
         self._cached: tuple[tuple[int, int], np.ndarray] | None = None
 
     def __numobs__(self) -> int:
