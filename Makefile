@@ -18,8 +18,8 @@ test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check weft tests benchmarks examples
-	$(PY) -m ruff format --check weft tests benchmarks examples
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # Peers that the benchmarks compare against (not needed by weft itself).
 bench-deps: $(STAMP)
