@@ -1,0 +1,87 @@
+"""Batches: one pipeline applied to many samples, each with its own parameters, written into
+preallocated arrays (which the loader may place in shared memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from typing import Any
+
+import numpy as np
+
+from weft.augment.transform import Transform, as_generator
+
+__all__ = ["allocate_batch", "apply_batch", "sample_generators"]
+
+
+def sample_generators(rng: np.random.Generator | int | None, n: int) -> list[np.random.Generator]:
+    """`n` independent Generators spawned from `rng` (a Generator, a seed or None)."""
+    return as_generator(rng).spawn(n)
+
+
+def _leaves(value: Any, path: str = "out") -> list[tuple[str, Any]]:
+    """The arrays of a batch (or the values of an augmented sample) in a fixed order."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{path}[{k!r}]")]
+    if isinstance(value, (tuple, list)):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+def allocate_batch(pipeline: Transform, example: Any, n: int, rng: Any = 0) -> Any:
+    """Zeroed arrays shaped (n, *leaf) for each value `pipeline(example)` returns, same structure.
+
+    Items become arrays via np.asarray (Image: pixels, Keypoints: points, BoundingBoxes: boxes).
+
+        Every sample must then produce the same shapes: end the pipeline with a fixed-size crop or
+        resize.
+    """
+    out = pipeline(example, rng=rng)
+
+    def alloc(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: alloc(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(alloc(v) for v in value)
+        a = np.asarray(value)
+        return np.zeros((n, *a.shape), a.dtype)
+
+    return alloc(out)
+
+
+def apply_batch(
+    pipeline: Transform,
+    samples: Seq[Any],
+    out: Any,
+    rng: np.random.Generator | int | Seq[np.random.Generator] | None = None,
+) -> Any:
+    """Augment each sample with independent parameters and write it into `out[...][i]`; returns `out`.
+
+    `rng` is one Generator/seed (children are spawned per sample) or a sequence with one
+    Generator per sample (e.g. weft.data's per-(seed, epoch, index) generators), so results do
+    not depend on how samples are grouped into batches or workers.
+    """
+    rngs = (
+        list(rng)
+        if isinstance(rng, Seq) and not isinstance(rng, (str, bytes))
+        else sample_generators(rng, len(samples))
+    )
+    if len(rngs) != len(samples):
+        raise ValueError(f"apply_batch: {len(rngs)} generators for {len(samples)} samples")
+    buffers = _leaves(out)
+    for i, sample in enumerate(samples):
+        values = _leaves(pipeline(sample, rng=rngs[i]))
+        if len(values) != len(buffers):
+            raise ValueError(
+                f"apply_batch: sample {i} produced {len(values)} values but `out` holds "
+                f"{len(buffers)} arrays; build it with allocate_batch"
+            )
+        for (path, buf), (_, value) in zip(buffers, values, strict=True):
+            v = np.asarray(value)
+            if buf.shape[1:] != v.shape or i >= len(buf):
+                raise ValueError(
+                    f"apply_batch: sample {i} gave {path} of shape {v.shape}, but the buffer is "
+                    f"{buf.shape}; end the pipeline with a fixed-size crop or Resize"
+                )
+            buf[i] = v
+    return out
