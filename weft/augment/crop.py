@@ -19,12 +19,10 @@ __all__ = ["CenterCrop", "Crop", "Pad", "PadDivisible", "RandomCrop", "RandomRes
 
 
 @dataclass(repr=False)
-class Crop(Projective):
-    """Cut a `size` (h, w) window whose top-left pixel is (`top`, `left`)."""
+class _Window(Projective):
+    """A `size` (h, w) window of the frame; subclasses say where its top-left pixel lies."""
 
     size: int | tuple[int, int]
-    top: int = 0
-    left: int = 0
 
     def __post_init__(self) -> None:
         self._size = _check_size(self.size, "size", type(self).__name__)
@@ -37,6 +35,18 @@ class Crop(Projective):
                 f"put Resize, ScaleKeepAspect or Pad before it"
             )
 
+    def project(self, params: tuple[int, int], size: Size) -> tuple[np.ndarray, Size]:
+        top, left = params
+        return translation(-left, -top), self._size
+
+
+@dataclass(repr=False)
+class Crop(_Window):
+    """Cut a `size` (h, w) window whose top-left pixel is (`top`, `left`)."""
+
+    top: int = 0
+    left: int = 0
+
     def draw(self, rng: np.random.Generator, size: Size) -> tuple[int, int]:
         self._fits(size)
         h, w = self._size
@@ -47,13 +57,9 @@ class Crop(Projective):
             )
         return self.top, self.left
 
-    def project(self, params: tuple[int, int], size: Size) -> tuple[np.ndarray, Size]:
-        top, left = params
-        return translation(-left, -top), self._size
-
 
 @dataclass(repr=False)
-class CenterCrop(Crop):
+class CenterCrop(_Window):
     """Cut a `size` (h, w) window from the centre of the frame."""
 
     def draw(self, rng: np.random.Generator, size: Size) -> tuple[int, int]:
@@ -62,7 +68,7 @@ class CenterCrop(Crop):
 
 
 @dataclass(repr=False)
-class RandomCrop(Crop):
+class RandomCrop(_Window):
     """Cut a `size` (h, w) window at a uniformly random position."""
 
     def draw(self, rng: np.random.Generator, size: Size) -> tuple[int, int]:

@@ -91,30 +91,44 @@ class Affine(Projective):
             raise ValueError(
                 f"{owner}: shear must stay within (-90, 90) degrees, got {self._shear}"
             )
+        ranges = (
+            self._rotate,
+            self._scale,
+            self._translate,
+            self._translate,
+            self._shear,
+            self._shear,
+        )
+        self._bounds = np.array(ranges).T
 
     def draw(self, rng: np.random.Generator, size: Size) -> dict[str, float]:
-        u = rng.uniform
+        lo, hi = self._bounds
+        angle, scale, tx, ty, shear_x, shear_y = rng.uniform(lo, hi).tolist()
         return {
-            "angle": u(*self._rotate),
-            "scale": u(*self._scale),
-            "tx": u(*self._translate),
-            "ty": u(*self._translate),
-            "shear_x": u(*self._shear),
-            "shear_y": u(*self._shear),
+            "angle": angle,
+            "scale": scale,
+            "tx": tx,
+            "ty": ty,
+            "shear_x": shear_x,
+            "shear_y": shear_y,
         }
 
     def project(self, params: dict[str, float], size: Size) -> tuple[np.ndarray, Size]:
         a = math.radians(params["angle"])
-        c, s = math.cos(a), math.sin(a)
-        rot = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1.0]])
+        s = params["scale"]
+        cos, sin = math.cos(a) * s, math.sin(a) * s
         shx, shy = (
             math.tan(math.radians(params["shear_x"])),
             math.tan(math.radians(params["shear_y"])),
         )
-        shear = np.array([[1, shx, 0], [shy, 1, 0], [0, 0, 1.0]])
-        linear = rot @ shear @ scaling(params["scale"], params["scale"])
+        # rotation @ shear @ scale, written out: this runs once per sample.
+        l00, l01 = cos + sin * shy, cos * shx + sin
+        l10, l11 = -sin + cos * shy, -sin * shx + cos
         h, w = size
-        return about_center(linear, size, (params["tx"] * w, params["ty"] * h)), size
+        cx, cy = w / 2, h / 2
+        tx = cx + params["tx"] * w - (l00 * cx + l01 * cy)
+        ty = cy + params["ty"] * h - (l10 * cx + l11 * cy)
+        return np.array([[l00, l01, tx], [l10, l11, ty], [0.0, 0.0, 1.0]]), size
 
 
 class Rotate(Affine):

@@ -75,9 +75,9 @@ class Transform:
         state: State | None = None,
     ) -> Any:
         """Augment `sample` with fresh parameters from `rng`, or replay a recorded `state`."""
-        items, size = self._prepare(sample)
+        items, size, source = self._prepare(sample)
         if state is None:
-            state = self._draw_state(as_generator(rng), size)
+            state = self._draw_state(as_generator(rng), size, source)
         elif state.input_size != size:
             raise ValueError(
                 f"{self!r}: the recorded state is for a {state.input_size} frame but this sample's "
@@ -87,15 +87,15 @@ class Transform:
 
     def draw_state(self, sample: Any, rng: np.random.Generator | int | None = None) -> State:
         """Draw (without applying) the parameters for `sample`; pass them back as `state=`."""
-        _, size = self._prepare(sample)
-        return self._draw_state(as_generator(rng), size)
+        _, size, source = self._prepare(sample)
+        return self._draw_state(as_generator(rng), size, source)
 
     def invert(self, sample: Any, state: State) -> Any:
         """Map items in the output frame (e.g. predicted masks, keypoints, boxes) back to the input.
 
         Only the geometry is inverted; pixel steps (colour, noise) are not undone.
         """
-        items, size = self._prepare(sample, default=state.output_size)
+        items, size, _ = self._prepare(sample, default=state.output_size)
         if size != state.output_size:
             raise ValueError(
                 f"{self!r}.invert: items have a {size} frame but the state's output is "
@@ -104,12 +104,15 @@ class Transform:
         back = np.linalg.inv(state.matrix)
         return replace_items(sample, iter(warp_items(items, back, state.input_size)))
 
-    def _draw_state(self, rng: np.random.Generator, size: Size) -> State:
-        params = self.draw(rng, size)
+    def _draw_state(self, rng: np.random.Generator, size: Size, source: str) -> State:
+        try:
+            params = self.draw(rng, size)
+        except ValueError as e:
+            raise ValueError(f"{e} (the frame is that of {source})") from None
         matrix, out = self.project(params, size)
         return State(params, size, out, matrix)
 
-    def _prepare(self, sample: Any, default: Size | None = None) -> tuple[list[Item], Size]:
+    def _prepare(self, sample: Any, default: Size | None = None) -> tuple[list[Item], Size, str]:
         """Check every item, naming it and this transform on failure; find the common frame."""
         found = list(items_of(sample))
         if not found:
@@ -139,7 +142,7 @@ class Transform:
                 f"{self!r}: {item.kind} at {path} has no frame; give size=(h, w) or put an "
                 f"Image or Mask in the same sample"
             )
-        return [item.with_frame(size) for _, item in found], size
+        return [item.with_frame(size) for _, item in found], size, source or "the recorded state"
 
     def __repr__(self) -> str:
         fields = getattr(self, "__dataclass_fields__", {})
@@ -149,7 +152,7 @@ class Transform:
 
 def warp_items(items: list[Item], matrix: np.ndarray, size: Size) -> list[Item]:
     """Move every item through one 3x3 matrix into a frame of `size`."""
-    if size == _frame(items) and np.allclose(matrix, IDENTITY):
+    if size == _frame(items) and not (matrix - IDENTITY).any():
         return items
     return [item.project(matrix, size) for item in items]
 
