@@ -1,0 +1,619 @@
+"""One registry of ONNX op converters: each turns a graph node into a PyTorch callable.
+
+A converter sees the node once, at load time (`NodeSpec`: attributes, opset, the values of its
+constant inputs) and returns the function that runs it. Integer arguments such as shapes, axes
+and indices are read from constants at load time whenever they are constant, so the runtime
+graph holds plain Python ints and traces cleanly through `torch.export`.
+
+Shape arithmetic (`Shape` -> `Gather` -> `Concat` -> `Reshape`) whose values depend on the input
+size runs on small numpy object arrays of Python ints (SymInts while tracing), never on tensors:
+ops that support this register a `shape` builder next to their tensor builder.
+
+Extending: write `def build(node: NodeSpec) -> Callable` (and optionally a numpy `shape`
+builder), then `register("OpType", build, ...)`. Raise `NotImplementedError` with a sentence
+for attribute values you do not handle; the loader turns it into an error naming the node.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["OPS", "NodeSpec", "Op", "int_list", "register", "supported_ops", "to_tensor"]
+
+# ONNX TensorProto data types -> torch dtypes (the ones an exporter writes for these models).
+TORCH_DTYPES: dict[int, torch.dtype] = {
+    1: torch.float32,
+    2: torch.uint8,
+    3: torch.int8,
+    5: torch.int16,
+    6: torch.int32,
+    7: torch.int64,
+    9: torch.bool,
+    10: torch.float16,
+    11: torch.float64,
+    16: torch.bfloat16,
+}
+
+
+@dataclass
+class NodeSpec:
+    """What a converter knows about one node at load time."""
+
+    op_type: str
+    name: str
+    opset: int
+    attrs: dict[str, Any]
+    consts: list[np.ndarray | None]  # value of each input when constant at load time
+    input_present: list[bool]  # False for optional inputs left empty ("")
+    n_outputs: int
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+    def const(self, index: int) -> np.ndarray | None:
+        return self.consts[index] if index < len(self.consts) else None
+
+    def has_input(self, index: int) -> bool:
+        return index < len(self.input_present) and self.input_present[index]
+
+
+@dataclass(frozen=True)
+class Op:
+    """A converter: `build` makes the tensor function; `shape` (optional) the numpy one.
+
+    `int_inputs` are input slots read as integer lists (shapes, axes, starts): at runtime they
+    arrive as-is instead of being turned into tensors.
+    """
+
+    build: Callable[[NodeSpec], Callable[..., Any]]
+    shape: Callable[[NodeSpec], Callable[..., Any] | None] | None = None
+    int_inputs: tuple[int, ...] = ()
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(
+    op_type: str,
+    build: Callable[[NodeSpec], Callable[..., Any]],
+    shape: Callable[[NodeSpec], Callable[..., Any] | None] | None = None,
+    int_inputs: Sequence[int] = (),
+) -> None:
+    """Add (or replace) the converter for `op_type` in the default ONNX domain."""
+    OPS[op_type] = Op(build, shape, tuple(int_inputs))
+
+
+def supported_ops() -> list[str]:
+    """Sorted names of every op type `weft.onnx.load` converts."""
+    return sorted(OPS)
+
+
+def int_list(value: Any) -> list:
+    """Integers from a constant, a shape value (numpy object array) or a tensor, as a list.
+
+    SymInts are kept as they are, so dynamic sizes stay symbolic while tracing.
+    """
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.reshape(-1).tolist()]
+    flat = np.asarray(value, dtype=object).reshape(-1).tolist()
+    return [v if isinstance(v, torch.SymInt) else int(v) for v in flat]
+
+
+def to_tensor(value: Any) -> Any:
+    """A shape value (numpy array) as an int64 tensor; anything else unchanged."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return torch.tensor(value.tolist(), dtype=torch.int64).reshape(value.shape)
+        return torch.from_numpy(np.ascontiguousarray(value))
+    return value
+
+
+def _axes(node: NodeSpec, index: int, attr: str = "axes") -> list[int] | None:
+    """Axes from an attribute (older opsets) or a constant input (newer ones)."""
+    if attr in node.attrs:
+        return [int(a) for a in node.attrs[attr]]
+    if node.has_input(index):
+        value = node.const(index)
+        if value is None:
+            raise NotImplementedError(f"input {index} ({attr}) must be a constant")
+        return int_list(value)
+    return None
+
+
+def _norm(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def _prod(values: Sequence[Any]) -> Any:
+    return reduce(operator.mul, values, 1)
+
+
+# ---- elementwise -------------------------------------------------------------------------
+
+
+def _unary(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[NodeSpec], Callable]:
+    return lambda node: fn
+
+
+def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.is_floating_point():
+        return a / b
+    return torch.div(a, b, rounding_mode="trunc")  # ONNX integer Div truncates
+
+
+def _mod(node: NodeSpec) -> Callable:
+    return torch.fmod if node.attr("fmod", 0) else torch.remainder
+
+
+def _shape_div(a: Any, b: Any) -> Any:
+    # shape values are non-negative sizes, so floor equals ONNX's truncation
+    return a // b
+
+
+def _numpy_binary(fn: Callable[[Any, Any], Any]) -> Callable[[NodeSpec], Callable]:
+    return lambda node: lambda a, b: np.asarray(fn(np.asarray(a), np.asarray(b)), dtype=object)
+
+
+for _name, _fn, _np in [
+    ("Add", torch.add, operator.add),
+    ("Sub", torch.sub, operator.sub),
+    ("Mul", torch.mul, operator.mul),
+    ("Div", _div, _shape_div),
+    ("Equal", torch.eq, operator.eq),
+    ("Less", torch.lt, operator.lt),
+    ("Greater", torch.gt, operator.gt),
+]:
+    register(_name, _unary(_fn), _numpy_binary(_np))
+register("Mod", _mod, _numpy_binary(operator.mod))
+register("Pow", _unary(lambda a, b: torch.pow(a, b).to(a.dtype)))
+register("Where", _unary(torch.where), lambda node: lambda c, a, b: np.where(c, a, b))
+register("Not", _unary(torch.logical_not))
+register("Min", _unary(lambda *xs: reduce(torch.minimum, xs)))
+register("Max", _unary(lambda *xs: reduce(torch.maximum, xs)))
+register("Clip", _unary(lambda x, lo=None, hi=None: torch.clamp(x, lo, hi)))
+for _name, _fn in [
+    ("Sqrt", torch.sqrt),
+    ("Erf", torch.erf),
+    ("Exp", torch.exp),
+    ("Log", torch.log),
+    ("Neg", torch.neg),
+    ("Abs", torch.abs),
+    ("Reciprocal", torch.reciprocal),
+    ("Relu", F.relu),
+    ("Sigmoid", torch.sigmoid),
+    ("Tanh", torch.tanh),
+]:
+    register(_name, _unary(_fn))
+register("Identity", _unary(lambda x: x), lambda node: lambda x: x)
+register("LeakyRelu", lambda node: lambda x: F.leaky_relu(x, node.attr("alpha", 0.01)))
+register("Gelu", lambda node: lambda x: F.gelu(x, approximate=node.attr("approximate", "none")))
+register("Softmax", lambda node: lambda x: torch.softmax(x, node.attr("axis", -1)))
+register("LogSoftmax", lambda node: lambda x: torch.log_softmax(x, node.attr("axis", -1)))
+
+
+def _cast(node: NodeSpec) -> Callable:
+    to = node.attr("to")
+    if to not in TORCH_DTYPES:
+        raise NotImplementedError(f"casting to ONNX data type {to} is not supported")
+    return lambda x: x.to(TORCH_DTYPES[to])
+
+
+def _cast_shape(node: NodeSpec) -> Callable | None:
+    # Shape values are integers; a cast to another integer type keeps them shape values.
+    if node.attr("to") in (6, 7):
+        return lambda x: x
+    return None
+
+
+register("Cast", _cast, _cast_shape)
+
+
+# ---- linear algebra and layers ------------------------------------------------------------
+
+
+def _gemm(node: NodeSpec) -> Callable:
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    trans_a, trans_b = node.attr("transA", 0), node.attr("transB", 0)
+
+    def gemm(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if trans_a:
+            a = a.t()
+        if alpha == 1.0 and beta == 1.0 and trans_b:
+            return F.linear(a, b, c)  # the common nn.Linear case, one fused call
+        y = alpha * (a @ (b.t() if trans_b else b))
+        return y if c is None else y + beta * c
+
+    return gemm
+
+
+register("Gemm", _gemm)
+register("MatMul", _unary(torch.matmul))
+
+
+def _spatial(node: NodeSpec, rank: int) -> dict[str, Any]:
+    """Stride, dilation and padding attributes common to Conv and the pools."""
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    pads = list(node.attr("pads", [0] * 2 * rank))
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise NotImplementedError(f"auto_pad={auto_pad} is not supported; export with pads")
+    return {
+        "stride": list(node.attr("strides", [1] * rank)),
+        "dilation": list(node.attr("dilations", [1] * rank)),
+        "begin": pads[:rank] if auto_pad == "NOTSET" else [0] * rank,
+        "end": pads[rank:] if auto_pad == "NOTSET" else [0] * rank,
+    }
+
+
+def _torch_pad(begin: list[int], end: list[int]) -> list[int]:
+    # F.pad wants (last_begin, last_end, second_last_begin, ...)
+    return [p for b, e in zip(reversed(begin), reversed(end), strict=True) for p in (b, e)]
+
+
+def _kernel_rank(node: NodeSpec) -> int:
+    weight = node.const(1)
+    if "kernel_shape" in node.attrs:
+        return len(node.attrs["kernel_shape"])
+    if weight is not None:
+        return weight.ndim - 2
+    raise NotImplementedError("needs a kernel_shape attribute or a constant weight")
+
+
+def _conv(node: NodeSpec) -> Callable:
+    rank = _kernel_rank(node)
+    s, group = _spatial(node, rank), node.attr("group", 1)
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[rank]
+    padding, pre_pad = s["begin"], None
+    if s["begin"] != s["end"]:
+        padding, pre_pad = 0, _torch_pad(s["begin"], s["end"])
+
+    def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        if pre_pad is not None:
+            x = F.pad(x, pre_pad)
+        return conv(x, w, b, s["stride"], padding, s["dilation"], group)
+
+    return run
+
+
+def _conv_transpose(node: NodeSpec) -> Callable:
+    rank = _kernel_rank(node)
+    s, group = _spatial(node, rank), node.attr("group", 1)
+    if "output_shape" in node.attrs:
+        raise NotImplementedError("output_shape is not supported; export with pads")
+    conv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[rank]
+    out_pad = list(node.attr("output_padding", [0] * rank))
+    symmetric = s["begin"] == s["end"]
+
+    def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        padding = s["begin"] if symmetric else 0
+        y = conv(x, w, b, s["stride"], padding, out_pad, group, s["dilation"])
+        if not symmetric:  # crop what asymmetric pads remove
+            index = [slice(None), slice(None)]
+            index += [
+                slice(b, y.shape[2 + i] - e)
+                for i, (b, e) in enumerate(zip(s["begin"], s["end"], strict=True))
+            ]
+            y = y[tuple(index)]
+        return y
+
+    return run
+
+
+register("Conv", _conv)
+register("ConvTranspose", _conv_transpose)
+
+
+def _pool(node: NodeSpec, kind: str) -> Callable:
+    kernel = list(node.attr("kernel_shape"))
+    rank = len(kernel)
+    s, ceil = _spatial(node, rank), bool(node.attr("ceil_mode", 0))
+    if node.n_outputs > 1:
+        raise NotImplementedError("the Indices output is not supported")
+    if s["begin"] != s["end"]:
+        raise NotImplementedError(f"asymmetric pads {s['begin'] + s['end']} are not supported")
+    if kind == "max":
+        pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[rank]
+        return lambda x: pool(x, kernel, s["stride"], s["begin"], s["dilation"], ceil)
+    if any(d != 1 for d in s["dilation"]):
+        raise NotImplementedError("dilated AveragePool is not supported")
+    pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[rank]
+    include_pad = bool(node.attr("count_include_pad", 0))
+    return lambda x: pool(x, kernel, s["stride"], s["begin"], ceil, include_pad)
+
+
+register("MaxPool", lambda node: _pool(node, "max"))
+register("AveragePool", lambda node: _pool(node, "avg"))
+register(
+    "GlobalAveragePool",
+    _unary(lambda x: x.mean(dim=tuple(range(2, x.dim())), keepdim=True)),
+)
+register(
+    "GlobalMaxPool",
+    _unary(lambda x: x.amax(dim=tuple(range(2, x.dim())), keepdim=True)),
+)
+
+
+def _layer_norm(node: NodeSpec) -> Callable:
+    axis, eps = node.attr("axis", -1), node.attr("epsilon", 1e-5)
+    if node.n_outputs > 1:
+        raise NotImplementedError("the Mean and InvStdDev outputs are not supported")
+
+    def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        return F.layer_norm(x, tuple(x.shape[_norm(axis, x.dim()) :]), w, b, eps)
+
+    return run
+
+
+class BatchNorm(nn.Module):
+    """ONNX BatchNormalization that follows `.train()`: batch statistics while training."""
+
+    def __init__(self, eps: float, momentum: float) -> None:
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+
+    def forward(self, x, scale, bias, mean, var):
+        # ONNX momentum weighs the old statistic, torch's the new batch statistic.
+        return F.batch_norm(x, mean, var, scale, bias, self.training, 1.0 - self.momentum, self.eps)
+
+
+def _batch_norm(node: NodeSpec) -> Callable:
+    if node.n_outputs > 1:
+        raise NotImplementedError("the running-statistics outputs are not supported")
+    return BatchNorm(node.attr("epsilon", 1e-5), node.attr("momentum", 0.9))
+
+
+register("LayerNormalization", _layer_norm)
+register("BatchNormalization", _batch_norm)
+
+
+def _dropout(node: NodeSpec) -> Callable:
+    if node.n_outputs > 1:
+        raise NotImplementedError("the mask output is not supported")
+    ratio = node.const(1)
+    return nn.Dropout(0.5 if ratio is None else float(ratio))
+
+
+register("Dropout", _dropout)
+
+
+# ---- reductions --------------------------------------------------------------------------
+
+
+def _reduce(fn: Callable[..., torch.Tensor]) -> Callable[[NodeSpec], Callable]:
+    def build(node: NodeSpec) -> Callable:
+        axes, keep = _axes(node, 1), bool(node.attr("keepdims", 1))
+        if not axes and node.attr("noop_with_empty_axes", 0):
+            return lambda x, *_: x
+
+        def run(x: torch.Tensor, *_: Any) -> torch.Tensor:
+            dims = tuple(axes) if axes else tuple(range(x.dim()))
+            return fn(x, dim=dims, keepdim=keep)
+
+        return run
+
+    return build
+
+
+register("ReduceMean", _reduce(torch.mean), int_inputs=[1])
+register("ReduceSum", _reduce(torch.sum), int_inputs=[1])
+register("ReduceMax", _reduce(torch.amax), int_inputs=[1])
+register("ReduceMin", _reduce(torch.amin), int_inputs=[1])
+
+
+# ---- shapes and indexing -----------------------------------------------------------------
+# Builders below take integer inputs from constants when they are constant, else at runtime.
+
+
+def _static_or_runtime(node: NodeSpec, index: int) -> Callable[[Any], list]:
+    value = node.const(index)
+    if value is not None:
+        fixed = int_list(value)
+        return lambda runtime: fixed
+    return int_list
+
+
+def _shape(node: NodeSpec) -> Callable:
+    # The tensor form only serves load-time folding; at runtime Shape yields a shape value.
+    start, end = node.attr("start", 0), node.attr("end")
+    return lambda x: torch.tensor(list(x.shape)[start:end], dtype=torch.int64)
+
+
+def _shape_shape(node: NodeSpec) -> Callable:
+    start, end = node.attr("start", 0), node.attr("end")
+    return lambda x: np.array(list(x.shape)[start:end], dtype=object)
+
+
+def _reshape_dims(shape: list, input_shape: Sequence[Any], allowzero: bool) -> list:
+    if allowzero:
+        return shape
+    return [input_shape[i] if d == 0 else d for i, d in enumerate(shape)]
+
+
+def _reshape(node: NodeSpec) -> Callable:
+    shape_of, allowzero = _static_or_runtime(node, 1), bool(node.attr("allowzero", 0))
+    return lambda x, shape: x.reshape(_reshape_dims(shape_of(shape), x.shape, allowzero))
+
+
+def _reshape_shape(node: NodeSpec) -> Callable:
+    shape_of, allowzero = _static_or_runtime(node, 1), bool(node.attr("allowzero", 0))
+    return lambda x, shape: np.reshape(x, _reshape_dims(shape_of(shape), x.shape, allowzero))
+
+
+def _flatten(node: NodeSpec) -> Callable:
+    axis = node.attr("axis", 1)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        a = _norm(axis, x.dim())
+        return x.reshape(_prod(x.shape[:a]), _prod(x.shape[a:]))
+
+    return run
+
+
+def _transpose(node: NodeSpec) -> Callable:
+    perm = node.attr("perm")
+    return lambda x: x.permute(perm if perm is not None else list(reversed(range(x.dim()))))
+
+
+def _concat(node: NodeSpec) -> Callable:
+    return lambda *xs: torch.cat(xs, node.attr("axis"))
+
+
+def _concat_shape(node: NodeSpec) -> Callable:
+    return lambda *xs: np.concatenate([np.asarray(x, dtype=object) for x in xs], node.attr("axis"))
+
+
+def _split(node: NodeSpec) -> Callable:
+    axis, parts = node.attr("axis", 0), node.n_outputs
+    sizes_of = _static_or_runtime(node, 1) if node.has_input(1) else None
+    if "split" in node.attrs:
+        sizes = list(node.attrs["split"])
+        sizes_of = lambda runtime: sizes  # noqa: E731 - a tiny adapter
+
+    def run(x: torch.Tensor, split: Any = None) -> tuple[torch.Tensor, ...]:
+        if sizes_of is not None:
+            return tuple(torch.split(x, sizes_of(split), axis))
+        return tuple(torch.split(x, math.ceil(x.shape[axis] / parts), axis))
+
+    return run
+
+
+def _slices(node: NodeSpec) -> Callable[..., tuple[list, list, list, list]]:
+    starts_of, ends_of = _static_or_runtime(node, 1), _static_or_runtime(node, 2)
+    axes_of = _static_or_runtime(node, 3) if node.has_input(3) else None
+    steps_of = _static_or_runtime(node, 4) if node.has_input(4) else None
+
+    def resolve(rank: int, starts: Any, ends: Any, axes: Any = None, steps: Any = None) -> list:
+        s, e = starts_of(starts), ends_of(ends)
+        a = axes_of(axes) if axes_of else list(range(len(s)))
+        st = steps_of(steps) if steps_of else [1] * len(s)
+        if any(not isinstance(v, int) or v < 0 for v in st):
+            raise NotImplementedError("Slice with negative or dynamic steps is not supported")
+        index = [slice(None)] * rank
+        for start, end, axis, step in zip(s, e, a, st, strict=True):
+            index[_norm(axis, rank)] = slice(start, end, step)
+        return index
+
+    return resolve
+
+
+def _slice(node: NodeSpec) -> Callable:
+    resolve = _slices(node)
+    return lambda x, *args: x[tuple(resolve(x.dim(), *args))]
+
+
+def _slice_shape(node: NodeSpec) -> Callable:
+    resolve = _slices(node)
+    return lambda x, *args: x[tuple(resolve(x.ndim, *args))]
+
+
+def _gather(node: NodeSpec) -> Callable:
+    axis, fixed = node.attr("axis", 0), node.const(1)
+    if fixed is not None and fixed.ndim == 0:
+        index = int(fixed)
+        return lambda x, _: x.select(axis, index)
+
+    def run(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        a = _norm(axis, x.dim())
+        indices = torch.where(indices < 0, indices + x.shape[a], indices)
+        picked = x.index_select(a, indices.reshape(-1))
+        return picked.reshape((*x.shape[:a], *indices.shape, *x.shape[a + 1 :]))
+
+    return run
+
+
+def _gather_shape(node: NodeSpec) -> Callable:
+    return lambda x, indices: np.take(x, np.asarray(indices).astype(np.int64), node.attr("axis", 0))
+
+
+def _unsqueeze_axes(node: NodeSpec) -> Callable[[int, Any], list[int]]:
+    axes_of = _static_or_runtime(node, 1) if "axes" not in node.attrs else None
+    fixed = list(node.attrs.get("axes", []))
+
+    def resolve(rank: int, axes: Any) -> list[int]:
+        listed = axes_of(axes) if axes_of else fixed
+        return sorted(_norm(a, rank + len(listed)) for a in listed)
+
+    return resolve
+
+
+def _unsqueeze(node: NodeSpec) -> Callable:
+    resolve = _unsqueeze_axes(node)
+
+    def run(x: torch.Tensor, axes: Any = None) -> torch.Tensor:
+        for a in resolve(x.dim(), axes):
+            x = x.unsqueeze(a)
+        return x
+
+    return run
+
+
+def _unsqueeze_shape(node: NodeSpec) -> Callable:
+    resolve = _unsqueeze_axes(node)
+    return lambda x, axes=None: np.expand_dims(x, tuple(resolve(np.ndim(x), axes)))
+
+
+def _squeeze_axes(node: NodeSpec) -> Callable[[Sequence[Any], Any], tuple[int, ...]]:
+    axes_of = _static_or_runtime(node, 1) if node.has_input(1) else None
+    fixed = node.attrs.get("axes")
+
+    def resolve(shape: Sequence[Any], axes: Any) -> tuple[int, ...]:
+        listed = axes_of(axes) if axes_of else fixed
+        if listed is None:
+            return tuple(i for i, d in enumerate(shape) if d == 1)
+        return tuple(_norm(a, len(shape)) for a in listed)
+
+    return resolve
+
+
+def _squeeze(node: NodeSpec) -> Callable:
+    resolve = _squeeze_axes(node)
+    return lambda x, axes=None: x.squeeze(resolve(x.shape, axes))
+
+
+def _squeeze_shape(node: NodeSpec) -> Callable:
+    resolve = _squeeze_axes(node)
+    return lambda x, axes=None: np.squeeze(x, resolve(np.shape(x), axes))
+
+
+def _expand(node: NodeSpec) -> Callable:
+    shape_of = _static_or_runtime(node, 1)
+    return lambda x, shape: x.expand(torch.broadcast_shapes(x.shape, tuple(shape_of(shape))))
+
+
+def _constant_of_shape(node: NodeSpec) -> Callable:
+    value = node.attr("value")
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    dtype = torch.from_numpy(fill.copy()).dtype
+    return lambda shape: torch.full(int_list(shape), fill[0].item(), dtype=dtype)
+
+
+def _range(node: NodeSpec) -> Callable:
+    return lambda start, limit, delta: torch.arange(start, limit, delta)
+
+
+register("Shape", _shape, _shape_shape)
+register("Reshape", _reshape, _reshape_shape, int_inputs=[1])
+register("Flatten", _flatten)
+register("Transpose", _transpose)
+register("Concat", _concat, _concat_shape)
+register("Split", _split, int_inputs=[1])
+register("Slice", _slice, _slice_shape, int_inputs=[1, 2, 3, 4])
+register("Gather", _gather, _gather_shape)
+register("Unsqueeze", _unsqueeze, _unsqueeze_shape, int_inputs=[1])
+register("Squeeze", _squeeze, _squeeze_shape, int_inputs=[1])
+register("Expand", _expand, int_inputs=[1])
+register("ConstantOfShape", _constant_of_shape, int_inputs=[0])
+register("Range", _range)
+# Constant has no inputs, so the loader always folds it at load time (see load.py).
+register("Constant", _unary(None))
