@@ -15,6 +15,8 @@ from weft.data.containers import (
     obs_source,
     register,
 )
+from weft.data.loader import DataLoader, Loader, LoaderError, WorkerDiedError
+from weft.data.packed import Packed, packed
 from weft.data.rng import epoch_context, sample_rng
 from weft.data.views import (
     BatchView,
@@ -39,11 +41,16 @@ from weft.data.views import (
 
 __all__ = [
     "BatchView",
+    "DataLoader",
     "JoinView",
+    "Loader",
+    "LoaderError",
     "MapView",
     "ObsView",
+    "Packed",
     "ShuffleView",
     "View",
+    "WorkerDiedError",
     "as_indices",
     "batchview",
     "collate",
@@ -59,6 +66,7 @@ __all__ = [
     "obs_source",
     "obsview",
     "oversample",
+    "packed",
     "randobs",
     "register",
     "sample_rng",

@@ -8,7 +8,6 @@ Views are also Python sequences (`len`, `[]`, iteration), so a torch DataLoader 
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -41,10 +40,23 @@ __all__ = [
     "undersample",
 ]
 
-# Each random view gets its own stream number at construction, so two views that draw for the
-# same index draw independently. Construction order is deterministic within a program, and the
-# number travels with the view into worker processes.
-_streams = itertools.count(1)
+
+def _stream_over(data: Any) -> int:
+    """The stream of a new random view over `data`: one past every random view beneath it.
+
+    Nested random views draw independently, and a pipeline's draws depend on its structure
+    alone: building the same pipeline twice (a resumed run, the two spellings of a loader) gives
+    the same samples, whatever else the program built before.
+    """
+    if isinstance(data, tuple | dict):
+        members = data.values() if isinstance(data, dict) else data
+        return max((_stream_over(member) for member in members), default=1)
+    if not isinstance(data, View):
+        return 1
+    if getattr(data, "stream", 0):
+        return data.stream + 1
+    beneath = [data.data] if hasattr(data, "data") else list(getattr(data, "parts", ()))
+    return max((_stream_over(member) for member in beneath), default=1)
 
 
 class View:
@@ -115,7 +127,7 @@ class MapView(View):
     def __init__(self, f: Callable, data: Any, batched: bool = False):
         self.f, self.data, self.batched = f, data, batched
         self.wants_rng = _accepts_rng(f)
-        self.stream = next(_streams)
+        self.stream = _stream_over(data)
 
     def __numobs__(self) -> int:
         return numobs(self.data)
@@ -174,7 +186,7 @@ class ShuffleView(View):
         self.data, self.seed, self.epoch = data, seed, epoch
         # An explicit seed alone fixes the order; views that follow the loader's seed draw
         # from their own stream so that two of them do not shuffle alike.
-        self.stream = 0 if seed is not None else next(_streams)
+        self.stream = 0 if seed is not None else _stream_over(data)
         self._cached: tuple[tuple[int, int], np.ndarray] | None = None
 
     def __numobs__(self) -> int:
