@@ -67,6 +67,8 @@ def download(url: str, target: str | os.PathLike, sha256: str, *, timeout: float
                 "catalog's sha256 if the new file is trusted"
             )
         os.replace(tmp, target)
+    except urllib.error.HTTPError as err:
+        raise DataError(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError) as err:
         raise DataError(f"cannot download {url}: {getattr(err, 'reason', err)}") from None
     finally:
