@@ -107,7 +107,7 @@ def diagnose(
         source=source,
         where=where,
         summary=summary,
-        traceback="".join(traceback.format_exception(exc)),
+        traceback="".join(traceback.format_exception(exc, chain=False)),
         exception=exc if _picklable(exc) else None,
     )
 

@@ -1,0 +1,343 @@
+"""The loader: identical batches whatever the workers, resumption, errors, dead workers, Ctrl-C,
+cleanup of processes and shared memory. Real threads and processes throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from weft.data import (
+    DataLoader,
+    Loader,
+    LoaderError,
+    WorkerDiedError,
+    batchview,
+    epoch_context,
+    getobs,
+    mapobs,
+    shuffleobs,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+X = np.arange(50 * 6, dtype=np.uint8).reshape(50, 2, 3)
+Y = np.arange(50)
+
+
+def flip_and_noise(obs, rng):
+    """A per-sample random transform: the test of (seed, epoch, index) randomness."""
+    image, label = obs
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    return image.astype(np.float32) + rng.normal(size=image.shape).astype(np.float32), label
+
+
+def with_pid(obs):
+    return obs, os.getpid()
+
+
+def slow_with_pid(obs):
+    time.sleep(0.02)
+    return obs, os.getpid()
+
+
+def as_lists(batches):
+    return [[np.asarray(leaf).tolist() for leaf in batch] for batch in batches]
+
+
+def shm_segments() -> list[str]:
+    return [name for name in os.listdir("/dev/shm") if name.startswith(f"weft-{os.getpid()}-")]
+
+
+def alive(pids) -> list[int]:
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+
+
+CONFIGS = [
+    dict(workers=0),
+    dict(workers=1, parallel="thread"),
+    dict(workers=3, parallel="thread"),
+    dict(workers=1, parallel="process"),
+    dict(workers=3, parallel="process"),
+]
+
+
+def test_batches_are_identical_whatever_the_workers():
+    data = mapobs(flip_and_noise, (X, Y))
+    runs = []
+    for config in CONFIGS:
+        with DataLoader(data, batch_size=8, shuffle=True, seed=3, **config) as loader:
+            runs.append(as_lists(b for _ in range(2) for b in loader))
+    assert len(runs[0]) == 2 * 7  # 50 = 6 full batches of 8 and a partial one, two epochs
+    for run in runs[1:]:
+        assert run == runs[0]
+    assert runs[0][:7] != runs[0][7:]  # the second epoch reshuffles and redraws
+
+
+def test_loader_batch_k_is_getobs_in_the_epoch_context():
+    batches = batchview(shuffleobs(mapobs(flip_and_noise, (X, Y))), 16)
+    loader = Loader(batches, workers=2, seed=11)
+    loader.set_epoch(4)
+    got = as_lists(loader)
+    with epoch_context(11, 4):
+        expected = as_lists(getobs(batches, k) for k in range(len(batches)))
+    assert got == expected
+    assert loader.epoch == 5
+    loader.close()
+
+
+def test_dataloader_is_the_composed_form():
+    data = mapobs(flip_and_noise, (X, Y))
+    spelled = DataLoader(data, batch_size=7, shuffle=True, drop_last=True, workers=2, seed=5)
+    composed = Loader(batchview(shuffleobs(data), 7, partial=False), workers=2, seed=5)
+    with spelled, composed:
+        assert len(spelled) == len(composed) == 7
+        assert as_lists(spelled) == as_lists(composed)
+        assert as_lists(spelled) == as_lists(composed)  # and the next epoch too
+
+
+def test_out_of_order_yields_every_batch_once():
+    data = mapobs(flip_and_noise, (X, Y))
+    with DataLoader(data, batch_size=4, workers=3, in_order=False) as loader:
+        got = as_lists(loader)
+    expected = as_lists(DataLoader(data, batch_size=4))
+    assert sorted(map(str, got)) == sorted(map(str, expected))
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[2], CONFIGS[4]], ids=str)
+def test_resume_mid_epoch_continues_at_exactly_the_next_batch(config):
+    def make():
+        return DataLoader(mapobs(flip_and_noise, (X, Y)), 6, shuffle=True, seed=9, **config)
+
+    with make() as whole:
+        uninterrupted = [as_lists(whole) for _ in range(3)]
+    with make() as first:
+        first.set_epoch(1)
+        for k, _ in enumerate(first, 1):
+            if k == 4:
+                break
+        state = first.state_dict()
+    assert state == {"seed": 9, "epoch": 1, "batches": 4}
+    with make() as resumed:
+        resumed.load_state_dict(state)
+        assert resumed.state_dict() == state
+        assert as_lists(resumed) == uninterrupted[1][4:]
+        assert as_lists(resumed) == uninterrupted[2]  # then carries on with the next epoch
+
+
+def test_out_of_order_state_resumes_without_repeats():
+    data = mapobs(flip_and_noise, (X, Y))
+    with DataLoader(data, 2, workers=2, in_order=False) as loader:
+        seen = []
+        for batch in loader:
+            seen.append(str(as_lists([batch])))
+            if len(seen) == 9:
+                break
+        state = loader.state_dict()
+    with DataLoader(data, 2, workers=2, in_order=False) as resumed:
+        resumed.load_state_dict(state)
+        rest = [str(as_lists([b])) for b in resumed]
+    assert sorted(seen + rest) == sorted(str(as_lists([b])) for b in DataLoader(data, 2))
+
+
+def test_bad_arguments_and_states_are_explained():
+    with pytest.raises(ValueError, match="workers must be an integer >= 0; got -1"):
+        Loader(batchview(X, 2), workers=-1)
+    with pytest.raises(ValueError, match=r"backend must be one of \('process', 'thread'\)"):
+        Loader(batchview(X, 2), backend="gpu")
+    with pytest.raises(ValueError, match="prefetch must be an integer >= 1; got 0"):
+        Loader(batchview(X, 2), prefetch=0)
+    with pytest.raises(TypeError, match="int is not a data container"):
+        Loader(3)
+    loader = Loader(batchview(X, 10))
+    with pytest.raises(KeyError, match=r"the state lacks \['batches', 'epoch'\]"):
+        loader.load_state_dict({"seed": 0})
+    with pytest.raises(ValueError, match="consumed 9 batches, but this loader has 5 per epoch"):
+        loader.load_state_dict({"seed": 0, "epoch": 0, "batches": 9})
+
+
+def test_a_newer_iterator_supersedes_the_older():
+    loader = Loader(batchview(X, 10))
+    old = iter(loader)
+    next(old)
+    assert len(list(loader)) == 5
+    with pytest.raises(RuntimeError, match="superseded by a newer iter"):
+        next(old)
+
+
+def test_partial_last_batch_variable_sizes_and_strings_cross_processes():
+    def ragged(i):
+        return {"name": f"item-{i}", "values": np.arange(i % 3 + 1, dtype=np.float64)}
+
+    data = mapobs(ragged, np.arange(11))
+    expected = list(DataLoader(data, 4, collate=list))
+    with DataLoader(data, 4, collate=list, workers=2) as loader:
+        got = list(loader)
+    assert [[o["name"] for o in b] for b in got] == [[o["name"] for o in b] for b in expected]
+    assert all(
+        np.array_equal(a["values"], b["values"])
+        for bg, be in zip(got, expected, strict=True)
+        for a, b in zip(bg, be, strict=True)
+    )
+    # Fixed shapes: batches travel in slots; the smaller last batch and strings too.
+    named = mapobs(lambda i: {"x": np.full(3, i, np.int16), "name": str(i)}, np.arange(10))
+    with DataLoader(named, 4, workers=2) as loader:
+        batches = [b for _ in range(2) for b in loader]
+    assert [b["x"].shape for b in batches[:3]] == [(4, 3), (4, 3), (2, 3)]
+    assert batches[2]["name"] == ["8", "9"] and batches[2]["x"][:, 0].tolist() == [8, 9]
+    assert as_lists([(b["x"],) for b in batches[3:]]) == as_lists([(b["x"],) for b in batches[:3]])
+
+
+class Photos:
+    """A container that reads files, so errors can name them."""
+
+    def __init__(self, n, broken):
+        self.n, self.broken = n, broken
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i == self.broken:
+            raise ValueError(f"corrupt JPEG data in {self.__obs_source__(i)}")
+        return np.full((2, 2), i, np.uint8)
+
+    def __obs_source__(self, i):
+        return f"/photos/{i:04d}.jpg"
+
+
+class Picky(Exception):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+
+
+def raise_picky(obs):
+    raise Picky(7, "cannot be rebuilt from a message")
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[2], CONFIGS[4]], ids=str)
+def test_errors_name_the_batch_the_sample_and_the_file(config):
+    with DataLoader(Photos(40, broken=13), 5, **config) as loader:
+        with pytest.raises(ValueError) as caught:
+            list(loader)
+        message = str(caught.value)
+        assert message.startswith("loading batch 2 of epoch 0, sample 13 (/photos/0013.jpg)")
+        assert "ValueError: corrupt JPEG data in /photos/0013.jpg" in message
+        assert "Original traceback:" in message and "in __getitem__" in message
+        assert isinstance(caught.value.__cause__, ValueError)
+        # The loader stays usable: the unfinished epoch runs again, and fails at the same place.
+        got = []
+        with pytest.raises(ValueError, match="batch 2 of epoch 0, sample 13"):
+            got.extend(loader)
+        assert len(got) == 2
+    loader = DataLoader(mapobs(raise_picky, X), 5, **config)
+    with (
+        loader,
+        pytest.raises(LoaderError, match=r"batch 0 of epoch 0, sample 0 failed in .*Picky"),
+    ):
+        list(loader)
+
+
+def test_a_failing_collate_is_named_as_such():
+    def bad_collate(observations):
+        raise KeyError("label")
+
+    with pytest.raises(KeyError, match="every sample of the batch loads on its own") as caught:
+        list(DataLoader(X, 5, collate=bad_collate, workers=1))
+    assert "loading batch 0 of epoch 0 failed in loader worker 0" in str(caught.value)
+
+
+def test_a_killed_worker_raises_within_seconds_and_leaves_nothing_behind():
+    loader = DataLoader(mapobs(slow_with_pid, X), 5, workers=2, prefetch=1)
+    iterator = iter(loader)
+    (_, pids) = next(iterator)
+    victim = int(pids[0])
+    os.kill(victim, signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(
+        WorkerDiedError,
+        match=rf"loader worker \d \(pid {victim}\) was killed by signal SIGKILL while loading batch \d+ of epoch 0",
+    ):
+        list(iterator)
+    assert time.monotonic() - start < 10
+    assert shm_segments() == []
+    assert alive(set(pids)) == []
+    # Iterating again starts fresh workers.
+    fresh = {int(p) for _, ps in loader for p in ps}
+    assert fresh and not fresh & {int(p) for p in pids}
+    loader.close()
+    assert shm_segments() == []
+    assert alive(fresh) == []
+
+
+def test_close_and_the_finaliser_stop_workers_and_free_shared_memory():
+    with DataLoader(mapobs(with_pid, X), 5, workers=2) as loader:
+        pids = {int(p) for _, ps in loader for p in ps}
+        assert len(pids) == 2 and shm_segments() != []
+    assert alive(pids) == [] and shm_segments() == []
+
+    loader = DataLoader(mapobs(with_pid, X), 5, workers=2)
+    pids = {int(p) for _, ps in loader for p in ps}
+    del loader  # the finaliser runs when the loader is collected
+    deadline = time.monotonic() + 5
+    while (alive(pids) or shm_segments()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive(pids) == [] and shm_segments() == []
+
+
+def test_functions_that_cannot_cross_to_spawned_workers_are_explained():
+    loader = DataLoader(mapobs(lambda x: x, X), 5, workers=1)
+    loader.start_method = "spawn"
+    with pytest.raises(TypeError, match="cannot send the data to spawn worker processes"):
+        list(loader)
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    from weft.data import DataLoader, mapobs
+
+    def slow(obs):
+        time.sleep(0.05)
+        return obs, os.getpid()
+
+    loader = DataLoader(mapobs(slow, np.zeros((10_000, 4))), 8, workers=2)
+    for _, pids in loader:
+        print(*sorted(set(pids.tolist())), flush=True)
+    """
+)
+
+
+def test_ctrl_c_shuts_the_workers_down():
+    process = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_SCRIPT],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        pids = set()
+        for _ in range(4):
+            pids |= {int(p) for p in process.stdout.readline().split()}
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert "KeyboardInterrupt" in err and "Traceback" in err
+    assert err.count("KeyboardInterrupt") == 1  # workers stay quiet; the main process decides
+    deadline = time.monotonic() + 5
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pids and alive(pids) == []
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"weft-{process.pid}-")]
