@@ -4,6 +4,7 @@ preallocated arrays (which the loader may place in shared memory).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from typing import Any
 
@@ -53,24 +54,35 @@ def apply_batch(
     pipeline: Transform,
     samples: Seq[Any],
     out: Any,
-    rng: np.random.Generator | int | Seq[np.random.Generator] | None = None,
+    rng: np.random.Generator
+    | int
+    | Seq[np.random.Generator]
+    | Callable[[int], np.random.Generator]
+    | None = None,
 ) -> Any:
     """Augment each sample with independent parameters and write it into `out[...][i]`; returns `out`.
 
-    `rng` is one Generator/seed (children are spawned per sample) or a sequence with one
-    Generator per sample (e.g. weft.data's per-(seed, epoch, index) generators), so results do
-    not depend on how samples are grouped into batches or workers.
+    `rng` is one Generator or seed (children are spawned per sample), a sequence of distinct
+    Generators, or a function of the sample's position returning its Generator (e.g.
+    `lambda i: weft.data.rng.sample_rng(first + i)`, called just before that sample, since
+    sample_rng reuses one generator), so results do not depend on how samples are grouped into
+    batches or workers.
     """
-    rngs = (
-        list(rng)
-        if isinstance(rng, Seq) and not isinstance(rng, (str, bytes))
-        else sample_generators(rng, len(samples))
-    )
-    if len(rngs) != len(samples):
-        raise ValueError(f"apply_batch: {len(rngs)} generators for {len(samples)} samples")
+    if callable(rng):
+        pick = rng
+    else:
+        gens = list(rng) if isinstance(rng, Seq) else sample_generators(rng, len(samples))
+        if len(gens) != len(samples):
+            raise ValueError(f"apply_batch: {len(gens)} generators for {len(samples)} samples")
+        pick = gens.__getitem__
     buffers = _leaves(out)
+    for path, buf in buffers:
+        if len(buf) < len(samples):
+            raise ValueError(
+                f"apply_batch: {path} holds {len(buf)} samples but {len(samples)} were given"
+            )
     for i, sample in enumerate(samples):
-        values = _leaves(pipeline(sample, rng=rngs[i]))
+        values = _leaves(pipeline(sample, rng=pick(i)))
         if len(values) != len(buffers):
             raise ValueError(
                 f"apply_batch: sample {i} produced {len(values)} values but `out` holds "
@@ -78,7 +90,7 @@ def apply_batch(
             )
         for (path, buf), (_, value) in zip(buffers, values, strict=True):
             v = np.asarray(value)
-            if buf.shape[1:] != v.shape or i >= len(buf):
+            if buf.shape[1:] != v.shape:
                 raise ValueError(
                     f"apply_batch: sample {i} gave {path} of shape {v.shape}, but the buffer is "
                     f"{buf.shape}; end the pipeline with a fixed-size crop or Resize"
