@@ -179,6 +179,25 @@ def main() -> None:
         ratio = med[f"{case} albumentations"] / med[f"{case} weft"]
         print(f"{case} weft / albumentations throughput: {ratio:.2f}x")
 
+    # The final output pass on a 224x224 uint8 crop: normalize + HWC->CHW + float32.
+    crop = np.ascontiguousarray(inputs[0][0][:224, :224])
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    w_norm, a_norm = W.Normalize(), A.Normalize()
+    out_pass = {
+        "weft Normalize (LUT into CHW planes)": lambda i: w_norm(W.Image(crop)),
+        "numpy (x/255-mean)/std, transpose": lambda i: np.ascontiguousarray(
+            ((crop.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)
+        ),
+        "albumentations Normalize, transpose": lambda i: np.ascontiguousarray(
+            a_norm(image=crop)["image"].transpose(2, 0, 1)
+        ),
+    }
+    med = timed_rounds(out_pass, args.rounds, args.block)
+    print("output pass, 224x224x3 uint8 -> normalized float32 CHW:")
+    for k, v in med.items():
+        print(f"  {k:<38} {v * 1e6:>7.0f} us")
+
     scores: dict[str, list[float]] = {"weft": [], "albumentations": []}
     for k in range(args.psnr_samples):
         img = inputs[k % n][0]

@@ -10,12 +10,15 @@ import pytest
 
 from weft.augment import (
     Affine,
+    BoundingBoxes,
     FlipX,
     FlipY,
     Image,
     Keypoints,
+    Mask,
     Maybe,
     Perspective,
+    Polygon,
     Project,
     RandomResizedCrop,
     Resize,
@@ -29,15 +32,28 @@ from weft.augment import (
 )
 
 
-def coco_person(shared_data):
-    """The first COCO image and the labelled keypoints of its first person."""
+def coco_annotation(shared_data, k=0):
+    """A COCO image and its k-th person annotation."""
     root = shared_data / "coco_keypoints"
     meta = json.loads((root / "annotations.json").read_text())
-    ann = meta["annotations"][0]
+    ann = meta["annotations"][k]
     info = next(i for i in meta["images"] if i["id"] == ann["image_id"])
     img = cv2.cvtColor(cv2.imread(str(root / info["file_name"])), cv2.COLOR_BGR2RGB)
+    return img, ann
+
+
+def coco_person(shared_data):
+    """The first COCO image and the labelled keypoints of its first person."""
+    img, ann = coco_annotation(shared_data)
     kp = np.array(ann["keypoints"], float).reshape(-1, 3)
     return img, kp[kp[:, 2] > 0, :2]
+
+
+def fill(size, polygon):
+    """Rasterise a continuous-frame polygon (pixel centres inside are set)."""
+    out = np.zeros(size, np.uint8)
+    cv2.fillPoly(out, [np.round((polygon - 0.5) * 16).astype(np.int32)], 1, shift=4)
+    return out
 
 
 def markers(size, points, sigma=2.0):
@@ -83,6 +99,29 @@ def test_keypoints_land_where_painted_markers_land(shared_data, seed, perspectiv
     inside &= (p[:, 0] > 8) & (p[:, 0] < 248) & (p[:, 1] > 8) & (p[:, 1] < 248)
     assert inside.sum() >= 3
     np.testing.assert_allclose(centroids(blobs.data)[inside], p[inside], atol=0.35)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coco_polygon_and_box_follow_the_pixels(shared_data, seed):
+    img, ann = coco_annotation(shared_data, seed)
+    polygon = np.array(ann["segmentation"][0], float).reshape(-1, 2)
+    x, y, w, h = ann["bbox"]
+    pipe = Sequence(Affine(rotate=20, scale=(0.8, 1.1)), Perspective((0.02, 0.04)), Maybe(FlipX()))
+    sample = (
+        Image(img),
+        Mask(fill(img.shape[:2], polygon)),
+        Polygon(polygon),
+        BoundingBoxes([[x, y, x + w, y + h]]),
+    )
+    _, mask, moved, box = pipe(sample, rng=seed)
+    redrawn = fill(mask.data.shape, moved.points)
+    iou = (redrawn & mask.data).sum() / (redrawn | mask.data).sum()
+    assert iou > 0.95
+    # The box hull holds every vertex that stayed inside the frame.
+    kept = moved.points[moved.visible]
+    x0, y0, x1, y1 = box.boxes[0]
+    assert (kept[:, 0] >= x0 - 1e-6).all() and (kept[:, 0] <= x1 + 1e-6).all()
+    assert (kept[:, 1] >= y0 - 1e-6).all() and (kept[:, 1] <= y1 + 1e-6).all()
 
 
 def test_rotate_by_90_degrees_is_exact():

@@ -311,9 +311,9 @@ class Normalize(Pixel):
         d = image.data
         c = image.channels
         planes = d.reshape(*d.shape[:2], c)
-        scale, shift = self._coeffs(c)
         if d.dtype == np.uint8:
             if c not in self._luts:
+                scale, shift = self._coeffs(c)
                 ramp = np.arange(256) / 255.0
                 self._luts[c] = [(ramp * scale[i] + shift[i]).astype(np.float32) for i in range(c)]
             luts = self._luts[c]
@@ -330,6 +330,7 @@ class Normalize(Pixel):
                 for i, plane in enumerate(cv2.split(planes)):
                     cv2.LUT(plane, luts[i], dst=out[i])
         else:
+            scale, shift = self._coeffs(c)
             out = (planes * scale.astype(np.float32) + shift.astype(np.float32)).astype(np.float32)
             out = out if self.layout == "hwc" else np.ascontiguousarray(out.transpose(2, 0, 1))
         if np.dtype(self.dtype) != np.float32:
