@@ -1,0 +1,71 @@
+"""weft.train: a Learner whose callbacks declare what they read and write; the order is derived
+from a dependency graph checked when the Learner is built.
+
+    learner = Learner(model, loss_fn, optimizer, data=(train, valid), callbacks=[...])
+    result = learner.fit(10)          # FitResult(stop=..., history=[...])
+"""
+
+from weft.train.asynchronous import AsyncCallbackError
+from weft.train.callbacks import Callback, History, Metrics, ProgressBar, StopOnNaN, for_phases
+from weft.train.checkpoint import CheckpointError
+from weft.train.events import (
+    BackwardBegin,
+    BackwardEnd,
+    EpochBegin,
+    EpochEnd,
+    Event,
+    FitBegin,
+    FitEnd,
+    LossBegin,
+    StepBegin,
+    StepEnd,
+)
+from weft.train.graph import NO_CONFLICT, GraphError, Incompatible, RunFirst
+from weft.train.learner import Learner, default_callbacks
+from weft.train.metrics import accuracy, top_k
+from weft.train.permissions import READ, WRITE, Access, AccessError
+from weft.train.phases import EvaluationPhase, Phase, TrainingPhase, ValidationPhase
+from weft.train.state import Progress, Step
+from weft.train.stop import FitResult, Stop, StopReason
+
+__all__ = [
+    "NO_CONFLICT",
+    "READ",
+    "WRITE",
+    "Access",
+    "AccessError",
+    "AsyncCallbackError",
+    "BackwardBegin",
+    "BackwardEnd",
+    "Callback",
+    "CheckpointError",
+    "EpochBegin",
+    "EpochEnd",
+    "EvaluationPhase",
+    "Event",
+    "FitBegin",
+    "FitEnd",
+    "FitResult",
+    "GraphError",
+    "History",
+    "Incompatible",
+    "Learner",
+    "LossBegin",
+    "Metrics",
+    "Phase",
+    "Progress",
+    "ProgressBar",
+    "RunFirst",
+    "Step",
+    "StepBegin",
+    "StepEnd",
+    "Stop",
+    "StopOnNaN",
+    "StopReason",
+    "TrainingPhase",
+    "ValidationPhase",
+    "accuracy",
+    "default_callbacks",
+    "for_phases",
+    "top_k",
+]

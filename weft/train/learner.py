@@ -1,0 +1,525 @@
+"""The Learner: model, loss, optimizer, data and callbacks; `fit` -> `epoch` -> step.
+
+Extending: behaviour goes in callbacks (see `weft.train.callbacks.base`); a new kind of step goes
+in a `Phase` subclass run with `learner.epoch(phase, data)`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from weft.train import checkpoint
+from weft.train.asynchronous import AsyncWorker
+from weft.train.callbacks.base import Callback
+from weft.train.events import EpochBegin, EpochEnd, Event, FitBegin, FitEnd, StepBegin, StepEnd
+from weft.train.graph import order_callbacks
+from weft.train.permissions import READ, make_view
+from weft.train.phases import EvaluationPhase, Phase, TrainingPhase, ValidationPhase
+from weft.train.state import CallbackState, Progress, Step
+from weft.train.stop import FitResult, Stop, StopReason
+
+__all__ = ["Learner", "default_callbacks"]
+
+
+def default_callbacks() -> list[Callback]:
+    """What every Learner has unless told otherwise: Metrics (loss), History, ProgressBar,
+    StopOnNaN. A callback of the same class passed by the user replaces the default."""
+    from weft.train.callbacks import History, Metrics, ProgressBar, StopOnNaN
+
+    return [Metrics(), History(), ProgressBar(), StopOnNaN()]
+
+
+class Learner:
+    """Train `model` with `loss_fn` and `optimizer` on `data=(train, valid)`.
+
+    `data` items are any iterables of batches (weft loaders, torch DataLoaders, lists); a batch
+    is `(inputs, targets)` or a dict holding `batch_keys`; numpy arrays become tensors.
+    `defaults=True` adds `default_callbacks()`; `check_access=False` turns runtime permission
+    checks off (callbacks then see the learner itself).
+
+    Extending: add callbacks; subclass `Phase` for a new kind of step.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: Any,
+        optimizer: torch.optim.Optimizer,
+        data: Any = None,
+        callbacks: Sequence[Callback] = (),
+        *,
+        defaults: bool = True,
+        check_access: bool = True,
+        batch_keys: tuple[str, str] = ("inputs", "targets"),
+        max_pending: int = 1024,
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.data = _as_data(data)
+        self.step = Step()
+        self.progress = Progress()
+        self.cbstate = CallbackState()
+        self.phase: Phase | None = None
+        self.check_access = check_access
+        self.batch_keys = batch_keys
+        self.max_pending = max_pending
+        self.callbacks: list[Callback] = []
+        self._order: list[Callback] = []
+        self._views: dict[int, Any] = {}
+        self._dispatch: dict[type[Event], tuple] = {}
+        self._tables: dict[type | None, _Dispatch] = {}
+        self._stop: Stop | None = None
+        self._async: AsyncWorker | None = None
+        self._positions: _Positions | None = None
+        self._phase_index = 0
+        self._phase_done = False
+        given = list(callbacks)
+        if defaults:
+            given += [d for d in default_callbacks() if not any(type(c) is type(d) for c in given)]
+        self._set_callbacks(given)
+
+    # ---- callbacks ------------------------------------------------------------------------
+
+    def add_callback(self, callback: Callback) -> None:
+        """Add a callback; the graph is re-checked now and the learner is unchanged on error."""
+        self._set_callbacks([*self.callbacks, callback])
+
+    def remove_callback(self, callback: Callback | type) -> Callback:
+        """Remove a callback (the object, or the only one of a class); re-checks the graph."""
+        if isinstance(callback, type):
+            found = [cb for cb in self.callbacks if isinstance(cb, callback)]
+            if len(found) != 1:
+                raise ValueError(
+                    f"remove_callback({callback.__name__}) matches {len(found)} callbacks; "
+                    f"pass the callback object"
+                )
+            callback = found[0]
+        if not any(cb is callback for cb in self.callbacks):
+            raise ValueError(f"{callback.name} is not a callback of this learner")
+        self._set_callbacks([cb for cb in self.callbacks if cb is not callback])
+        return callback
+
+    @property
+    def order(self) -> list[Callback]:
+        """Callbacks in the order they run."""
+        return list(self._order)
+
+    def _set_callbacks(self, callbacks: list[Callback]) -> None:
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(
+                    f"callbacks must be weft.train.Callback objects, got {type(cb).__name__}; "
+                    f"subclass Callback"
+                )
+        order = order_callbacks(callbacks)  # raises before anything changes
+        added = [cb for cb in callbacks if not any(cb is old for old in self.callbacks)]
+        self.callbacks, self._order = callbacks, order
+        self._views = {id(cb): self._view(cb) for cb in callbacks}
+        self._tables.clear()
+        for cb in added:
+            cb.attach(self._views[id(cb)])
+
+    def _view(self, cb: Callback) -> Any:
+        if not self.check_access:
+            return self
+        return make_view(self, cb.name, cb.declared_access())
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def fire(self, event: type[Event]) -> None:
+        """Run the handlers of `event` for the current phase, in graph order."""
+        if self._async is not None and self._async.error is not None:
+            self._async.raise_error()
+        for handler, arg in self._dispatch[event]:
+            handler(arg)
+
+    def _use_phase(self, phase: Phase | None) -> None:
+        self.phase = phase
+        key = type(phase) if phase is not None else None
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = _Dispatch(self, key)
+        self._dispatch = table
+
+    def request_stop(
+        self, reason: StopReason, message: str = "", source: str | None = None
+    ) -> None:
+        """Stop after the current step; the end events still run. The first request wins."""
+        if not isinstance(reason, StopReason):
+            raise TypeError(f"request_stop needs a StopReason, got {reason!r}")
+        if self._stop is None:
+            self._stop = Stop(reason, message, source)
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def fit(self, n_epochs: int, *, resume: str | os.PathLike | None = None) -> FitResult:
+        """Train for `n_epochs` epochs (training then validation each epoch).
+
+        `resume` is a checkpoint file (or a folder: its newest checkpoint) from a run with the
+        same learner setup; the fit continues exactly where that run was, including the RNG
+        and the data position. Ctrl-C stops after the current step and still runs the end
+        events; a second Ctrl-C interrupts at once.
+        """
+        phases = self._fit_phases()
+        p = self.progress
+        with self._session():
+            self._stop = None
+            p.fit_epochs, p.fit_start_epoch, p.fit_start_step = n_epochs, p.epoch, p.step
+            self._use_phase(None)
+            self.fire(FitBegin)
+            first_phase, first_batch = 0, 0
+            if resume is not None:
+                first_phase, first_batch = self._resume(resume, phases)
+            rows_before = len(self._history())
+            while self._stop is None and p.epoch < p.fit_start_epoch + p.fit_epochs:
+                finished = True
+                for i in range(first_phase, len(phases)):
+                    self._phase_index = i
+                    phase, data = phases[i]
+                    finished = self.epoch(phase, data, start_batch=first_batch)
+                    first_batch = 0
+                    if not finished or self._stop is not None:
+                        break
+                first_phase = 0
+                if finished and self._phase_index == len(phases) - 1:
+                    p.epoch += 1
+            if self._stop is None:
+                self._stop = Stop(StopReason.COMPLETED)
+            self._use_phase(None)
+            self.fire(FitEnd)
+        return FitResult(
+            stop=self._stop,
+            history=[dict(r) for r in self._history()[rows_before:]],
+            epochs=p.epoch - p.fit_start_epoch,
+            steps=p.step - p.fit_start_step,
+        )
+
+    def epoch(self, phase: Phase, data: Iterable, *, start_batch: int = 0) -> bool:
+        """One pass of `phase` over `data`; True when it ran to the end (no stop mid-way)."""
+        self._use_phase(phase)
+        self.model.train(phase.training)
+        p = self.progress
+        p.batch = start_batch
+        self._phase_done = False
+        self.fire(EpochBegin)
+        batches, positions = self._batches(phase, data)
+        finished = True
+        with torch.set_grad_enabled(phase.training):
+            for batch in batches:
+                if positions is not None:
+                    positions.consumed()
+                self._run_step(phase, batch)
+                if self._stop is not None:
+                    finished = False
+                    break
+        self._phase_done = finished
+        self.fire(EpochEnd)
+        self._positions = None
+        return finished
+
+    def _run_step(self, phase: Phase, batch: Any) -> None:
+        step = self.step
+        step.batch = batch
+        step.inputs, step.targets = self._split(batch)
+        step.predictions = step.loss = None
+        step.update = True
+        self.fire(StepBegin)
+        phase.step(self, step)
+        p = self.progress
+        p.batch += 1
+        if phase.training:
+            p.step += 1
+        self.fire(StepEnd)
+
+    def evaluate(self, data: Iterable) -> dict[str, float]:
+        """Loss and metrics of the model on `data` (no training; `eval_` metrics, unprefixed)."""
+        with self._session():
+            self._stop = None
+            self.epoch(EvaluationPhase(), data)
+            self._use_phase(None)
+        metrics = getattr(self.cbstate, "metrics", {}) if "metrics" in vars(self.cbstate) else {}
+        prefix = EvaluationPhase.name + "_"
+        return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+
+    @torch.inference_mode()
+    def predict(self, data: Iterable) -> Any:
+        """The model's outputs on every batch of `data`, concatenated along the first axis.
+
+        Batches may be inputs alone or `(inputs, targets)` / dicts (targets are ignored).
+        """
+        self.model.eval()
+        phase = EvaluationPhase()
+        batches, _ = self._batches(phase, data)
+        outputs = [self.model(self._inputs_only(batch)) for batch in batches]
+        if not outputs:
+            raise ValueError("predict() got no batches from its data")
+        if isinstance(outputs[0], torch.Tensor):
+            return torch.cat(outputs)
+        return outputs
+
+    # ---- data -----------------------------------------------------------------------------
+
+    def _fit_phases(self) -> list[tuple[Phase, Iterable]]:
+        if self.data.get("train") is None:
+            raise ValueError("fit() needs training data: Learner(..., data=(train, valid))")
+        phases: list[tuple[Phase, Iterable]] = [(TrainingPhase(), self.data["train"])]
+        if self.data.get("valid") is not None:
+            phases.append((ValidationPhase(), self.data["valid"]))
+        return phases
+
+    def _batches(self, phase: Phase, data: Iterable) -> tuple[Iterable, _Positions | None]:
+        """`data`, wrapped by the callbacks that wrap batches; tracks the data position when a
+        wrapper may read ahead, so checkpoints record the batch the step consumed."""
+        wrappers = [cb for cb in self._order if type(cb).wrap_data is not Callback.wrap_data]
+        if not wrappers:
+            return data, None
+        positions = None
+        batches: Iterable = data
+        if phase.training and hasattr(data, "state_dict"):
+            positions = self._positions = _Positions(data)
+            batches = positions.produce(data)
+        for cb in wrappers:
+            batches = cb.wrap_data(batches, phase)
+        return batches, positions
+
+    def _split(self, batch: Any) -> tuple[Any, Any]:
+        if isinstance(batch, (tuple, list)):
+            if len(batch) != 2:
+                raise ValueError(
+                    f"a batch must be (inputs, targets) or a dict; got a {type(batch).__name__} "
+                    f"of {len(batch)} items"
+                )
+            x, y = batch
+        elif isinstance(batch, Mapping):
+            kx, ky = self.batch_keys
+            if kx not in batch or ky not in batch:
+                raise ValueError(
+                    f"a dict batch needs keys {kx!r} and {ky!r} (Learner(batch_keys=...)); "
+                    f"this one has {sorted(batch)}"
+                )
+            x, y = batch[kx], batch[ky]
+        else:
+            raise ValueError(
+                f"a batch must be (inputs, targets) or a dict, got {type(batch).__name__}"
+            )
+        return _tensors(x), _tensors(y)
+
+    def _inputs_only(self, batch: Any) -> Any:
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            return _tensors(batch[0])
+        if isinstance(batch, Mapping):
+            return _tensors(batch[self.batch_keys[0]])
+        return _tensors(batch)
+
+    def data_state(self) -> dict[str, Any] | None:
+        """The training data's position (its `state_dict()`), or None when it has none."""
+        train = self.data.get("train")
+        if train is None or not hasattr(train, "state_dict"):
+            return None
+        if self._positions is not None and not self._phase_done:
+            return self._positions.current
+        return train.state_dict()
+
+    def load_data_state(self, state: dict[str, Any] | None) -> None:
+        train = self.data.get("train")
+        if state is not None and train is not None and hasattr(train, "load_state_dict"):
+            train.load_state_dict(state)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def position(self) -> dict[str, int]:
+        """Where a resumed fit continues: phase index and batches already done in it."""
+        if self.phase is None:
+            return {"phase": 0, "batch": 0, "epoch_done": 0}
+        if self._phase_done:
+            return {"phase": self._phase_index + 1, "batch": 0, "epoch_done": 0}
+        return {"phase": self._phase_index, "batch": self.progress.batch, "epoch_done": 0}
+
+    def capture_state(self) -> dict[str, Any]:
+        """The full training state (see `weft.train.checkpoint`)."""
+        return checkpoint.capture(self)
+
+    def save_checkpoint(self, path: str | os.PathLike) -> Path:
+        """Write the full training state to `path` atomically."""
+        return checkpoint.save(self.capture_state(), path)
+
+    def _resume(self, resume: str | os.PathLike, phases: list) -> tuple[int, int]:
+        path = _newest_checkpoint(Path(resume))
+        state = checkpoint.load(path)
+        fit_span = (self.progress.fit_epochs,)
+        checkpoint.restore(self, state, where=str(path))
+        if self.progress.fit_epochs != fit_span[0]:
+            warnings.warn(
+                f"resuming {path} (saved during fit({self.progress.fit_epochs})) with "
+                f"fit({fit_span[0]}); training runs to epoch "
+                f"{self.progress.fit_start_epoch + fit_span[0]}",
+                stacklevel=3,
+            )
+            self.progress.fit_epochs = fit_span[0]
+        pos = state["position"]
+        phase_i, batch = int(pos["phase"]), int(pos["batch"])
+        if phase_i >= len(phases):
+            self.progress.epoch += 1
+            return 0, 0
+        if batch and not (phases[phase_i][0].training and state["data"] is not None):
+            warnings.warn(
+                f"{path} was saved mid-way through a {phases[phase_i][0].name} epoch whose data "
+                f"cannot restore its position (no state_dict()); that pass restarts from its "
+                f"first batch",
+                stacklevel=3,
+            )
+            batch = 0
+        return phase_i, batch
+
+    # ---- sessions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        """Start the async worker and the Ctrl-C handler for one fit/evaluate; clean up after."""
+        need_worker = any(cb.asynchronous for cb in self._order)
+        self._async = AsyncWorker(self.max_pending) if need_worker else None
+        self._tables.clear()
+        restore_sigint = _install_sigint(self)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            restore_sigint()
+            worker, self._async = self._async, None
+            self._tables.clear()
+            if worker is not None:
+                try:
+                    worker.close()
+                except Exception:
+                    if ok:
+                        raise
+
+    def _submit_async(self, payload: tuple[type[Event], tuple]) -> None:
+        from weft.train.permissions import snapshot
+
+        event, jobs = payload
+        assert self._async is not None
+        self._async.submit(
+            event.name, [(fn, name, snapshot(self, name, reads)) for fn, name, reads in jobs]
+        )
+
+    def _history(self) -> list[dict[str, Any]]:
+        return vars(self.cbstate).get("history", [])
+
+    def __repr__(self) -> str:
+        cbs = ", ".join(cb.name for cb in self._order)
+        return f"Learner({type(self.model).__name__}, callbacks=[{cbs}])"
+
+
+class _Dispatch(dict):
+    """event class -> ((handler, view), ...) for one phase class, built on first use."""
+
+    def __init__(self, learner: Learner, phase_cls: type | None) -> None:
+        super().__init__()
+        self.learner = learner
+        self.phase_cls = phase_cls
+
+    def __missing__(self, event: type[Event]) -> tuple:
+        learner, name = self.learner, event.handler_name()
+        handlers: list[tuple[Any, Any]] = []
+        jobs = []
+        for cb in learner._order:
+            fn = getattr(cb, name, None)
+            if fn is None:
+                continue
+            allowed = getattr(fn, "__weft_phases__", None)
+            if allowed and self.phase_cls is not None and not issubclass(self.phase_cls, allowed):
+                continue
+            if cb.asynchronous:
+                reads = [p for p, m in cb.declared_access().items() if m is READ]
+                jobs.append((fn, cb.name, reads))
+            else:
+                handlers.append((fn, learner._views[id(cb)]))
+        if jobs:
+            if learner._async is None:
+                raise RuntimeError(f"event {event.__name__} fired outside fit/evaluate")
+            handlers.append((learner._submit_async, (event, tuple(jobs))))
+        self[event] = result = tuple(handlers)
+        return result
+
+
+class _Positions:
+    """Records the data's state after each batch it yields, so the state that belongs to the
+    batch a step consumed is known even when a wrapper reads ahead (prefetching)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.pending: deque = deque()
+        self.current: Any = None
+
+    def produce(self, data: Iterable) -> Iterator:
+        for batch in data:
+            self.pending.append(self.data.state_dict())
+            yield batch
+
+    def consumed(self) -> None:
+        self.current = self.pending.popleft()
+
+
+def _as_data(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if isinstance(data, Mapping):
+        unknown = set(data) - {"train", "valid"}
+        if unknown:
+            raise ValueError(f"data dict keys must be 'train' and 'valid', got {sorted(unknown)}")
+        return dict(data)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return {"train": data[0], "valid": data[1]}
+    raise ValueError(
+        "data must be (train, valid) or {'train': ..., 'valid': ...} (valid may be None); "
+        f"got {type(data).__name__}"
+    )
+
+
+def _tensors(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_tensors(v) for v in x)
+    if isinstance(x, Mapping):
+        return {k: _tensors(v) for k, v in x.items()}
+    return x
+
+
+def _newest_checkpoint(path: Path) -> Path:
+    if path.is_dir():
+        files = sorted(path.glob("*.pt"), key=lambda f: f.stat().st_mtime_ns)
+        if not files:
+            raise checkpoint.CheckpointError(f"no checkpoint (*.pt) in folder {path}")
+        return files[-1]
+    return path
+
+
+def _install_sigint(learner: Learner) -> Any:
+    """First Ctrl-C: stop after this step. Second: the usual KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        learner.request_stop(StopReason.USER_INTERRUPT, "Ctrl-C; stopping after this step")
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return lambda: signal.signal(signal.SIGINT, previous)
