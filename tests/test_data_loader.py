@@ -246,6 +246,25 @@ def test_errors_name_the_batch_the_sample_and_the_file(config):
         list(loader)
 
 
+def slow_first_failing_third(i):
+    if i == 0:
+        time.sleep(0.3)
+    if i == 2:
+        raise ValueError("third")
+    return i
+
+
+@pytest.mark.parametrize("parallel", ["thread", "process"])
+def test_in_order_a_failure_waits_for_its_turn(parallel):
+    got = []
+    loader = DataLoader(
+        mapobs(slow_first_failing_third, np.arange(6)), 1, workers=3, parallel=parallel
+    )
+    with loader, pytest.raises(ValueError, match="batch 2 of epoch 0, sample 2"):
+        got.extend(int(b[0]) for b in loader)
+    assert got == [0, 1]
+
+
 def test_a_failing_collate_is_named_as_such():
     def bad_collate(observations):
         raise KeyError("label")

@@ -141,7 +141,9 @@ class Loader:
         pool = self._start_pool()
         capacity = self.workers * self.prefetch
         in_flight: dict[int, int] = {}  # task -> batch index
-        ready: dict[int, Any] = {}  # in order: batches that arrived before their turn
+        # Finished batches not handed out yet, as (ok, batch or failure): in order, a failure
+        # waits for its turn like a batch, so the batches before it are still delivered.
+        ready: dict[int, tuple[bool, Any]] = {}
         submitted = 0
         try:
             for position in range(len(todo)):
@@ -153,12 +155,12 @@ class Loader:
                 k = todo[position] if self.in_order else None
                 while (k not in ready) if self.in_order else not ready:
                     task, ok, value = pool.next_done()
-                    if not ok:
-                        raise value.error() from value.exception
-                    ready[in_flight.pop(task)] = value
+                    ready[in_flight.pop(task)] = ok, value
                 if k is None:
                     k = next(iter(ready))
-                batch = ready.pop(k)
+                ok, batch = ready.pop(k)
+                if not ok:
+                    raise batch.error() from batch.exception
                 self._check_current(generation)
                 self._progress.mark(k)
                 yield batch

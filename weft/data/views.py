@@ -141,7 +141,12 @@ class MapView(View):
             return getobs(out, 0) if isinstance(idx, int) else out
         if isinstance(idx, int):
             return self._call(getobs(self.data, idx), idx)
-        return [self._call(getobs(self.data, int(i)), int(i)) for i in idx]
+        # One gather for the whole batch, then cheap per-observation views of it: the Python
+        # cost per sample is then little more than the call of `f` itself.
+        observations = _split(getobs(self.data, idx), len(idx))
+        if observations is None:
+            observations = (getobs(self.data, int(i)) for i in idx)
+        return [self._call(x, i) for x, i in zip(observations, idx.tolist(), strict=True)]
 
     def __obs_source__(self, idx: int) -> str | None:
         return obs_source(self.data, idx)
@@ -153,6 +158,22 @@ class MapView(View):
 
     def __repr__(self) -> str:
         return f"MapView({getattr(self.f, '__name__', self.f)!s}, {numobs(self)} observations)"
+
+
+def _split(batch: Any, n: int) -> list | None:
+    """The `n` observations of a batch form (arrays, lists, tuples and dicts of them), or None
+    for a batch form of another kind."""
+    if isinstance(batch, np.ndarray | list) and len(batch) == n:
+        return list(batch)
+    if type(batch) is tuple:
+        members = [_split(member, n) for member in batch]
+        return None if None in members else list(zip(*members, strict=True))
+    if type(batch) is dict:
+        members = [_split(member, n) for member in batch.values()]
+        if None in members:
+            return None
+        return [dict(zip(batch, values, strict=True)) for values in zip(*members, strict=True)]
+    return None
 
 
 def _accepts_rng(f: Callable) -> bool:

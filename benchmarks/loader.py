@@ -1,0 +1,216 @@
+"""weft.data's loader vs torch.utils.data.DataLoader, interleaved, in one process.
+
+(a) in memory: 50k x 32x32x3 uint8 images, per-sample random horizontal flip + float conversion,
+    collated into batches of 256 and handed out as torch tensors; each library with 0, 1 and 2
+    workers, compared at its best setting;
+(b) the CIFAR-10 training JPEGs (extracted from ../shared/data/cifar10/cifar10_jpg.zip to a
+    temporary folder): read + cv2.imdecode + the same transforms, 2 workers each.
+Both libraries run the same per-sample function; weft draws the flip from its per-sample
+generator (seed, epoch, index), torch from Python's `random` (seeded per worker by torch).
+Prints samples/s (median over interleaved epochs), the weft/torch ratios, and what the copy out
+of weft's shared-memory slots costs per batch.
+
+    .venv/bin/python benchmarks/loader.py [--rounds 5] [--skip-jpeg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.utils.data as tud
+
+from weft.data import DataLoader, mapobs
+from weft.data.device import prefetch
+
+DATA = Path(
+    os.environ.get("WEFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+BATCH = 256
+
+
+def flip_to_float(image: np.ndarray, flip: bool) -> np.ndarray:
+    """The per-sample work both libraries do."""
+    if flip:
+        image = image[:, ::-1]
+    return image.astype(np.float32) * np.float32(1 / 255)
+
+
+def decode(path: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        return cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+
+
+# --- weft: a container and a mapped function ----------------------------------------------------
+
+
+def weft_in_memory(obs, rng):
+    image, label = obs
+    return flip_to_float(image, rng.random() < 0.5), label
+
+
+def weft_jpeg(obs, rng):
+    path, label = obs
+    return flip_to_float(decode(path), rng.random() < 0.5), label
+
+
+# --- torch: a Dataset ---------------------------------------------------------------------------
+
+
+class TorchInMemory(tud.Dataset):
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return flip_to_float(self.images[i], random.random() < 0.5), self.labels[i]
+
+
+class TorchJpeg(tud.Dataset):
+    def __init__(self, paths, labels):
+        self.paths, self.labels = paths, labels
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return flip_to_float(decode(self.paths[i]), random.random() < 0.5), self.labels[i]
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def weft_epochs(data, workers: int, parallel: str = "process") -> Callable[[], int]:
+    loader = DataLoader(data, BATCH, shuffle=True, workers=workers, parallel=parallel)
+
+    def epoch() -> int:
+        return sum(len(x) for x, _ in prefetch(loader, "cpu"))
+
+    return epoch
+
+
+def torch_epochs(dataset, workers: int) -> Callable[[], int]:
+    loader = tud.DataLoader(
+        dataset, BATCH, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+    )
+
+    def epoch() -> int:
+        return sum(len(x) for x, _ in loader)
+
+    return epoch
+
+
+def measure(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[float]]:
+    """Samples/s of one epoch per run and round, the runs interleaved; a warm-up epoch first."""
+    for epoch in runs.values():
+        epoch()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, epoch in runs.items():
+            start = time.perf_counter()
+            n = epoch()
+            rates[name].append(n / (time.perf_counter() - start))
+    return rates
+
+
+def report(title: str, rates: dict[str, list[float]]) -> dict[str, float]:
+    print(f"\n{title}")
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    for name, r in rates.items():
+        spread = ", ".join(f"{x / 1000:.1f}" for x in r)
+        print(f"  {name:<22} {medians[name] / 1000:7.1f}k samples/s   (epochs: {spread})")
+    return medians
+
+
+def best(medians: dict[str, float], prefix: str) -> tuple[str, float]:
+    return max(((n, m) for n, m in medians.items() if n.startswith(prefix)), key=lambda x: x[1])
+
+
+def copy_out_cost(rate: float) -> None:
+    """What weft's one memcpy out of a slot costs, next to the time one batch takes."""
+    batch = np.zeros((BATCH, 32, 32, 3), np.float32)
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        batch.copy()
+        times.append(time.perf_counter() - start)
+    cost = statistics.median(times)
+    print(
+        f"\ncopy out of the slot: {cost * 1e3:.2f} ms per {batch.nbytes / 2**20:.0f} MiB batch, "
+        f"{cost / (BATCH / rate) * 100:.1f}% of a batch's time at {rate / 1000:.1f}k samples/s"
+    )
+
+
+def in_memory(rounds: int) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 50_000)
+    data = mapobs(weft_in_memory, (images, labels))
+    dataset = TorchInMemory(images, labels)
+    runs = {}
+    for workers in (0, 1, 2):
+        runs[f"weft   workers={workers}"] = weft_epochs(data, workers)
+        runs[f"torch  workers={workers}"] = torch_epochs(dataset, workers)
+    medians = report("(a) in memory, 50k x 32x32x3, flip + float, batch 256", measure(runs, rounds))
+    (wn, w), (tn, t) = best(medians, "weft"), best(medians, "torch")
+    print(
+        f"  best: {wn.strip()} {w / 1000:.1f}k vs {tn.strip()} {t / 1000:.1f}k: ratio {w / t:.2f}x"
+    )
+    copy_out_cost(w)
+
+
+def jpeg(rounds: int) -> None:
+    archive = DATA / "cifar10" / "cifar10_jpg.zip"
+    if not archive.is_file():
+        print(f"\n(b) skipped: {archive} not found (set WEFT_SHARED_DATA)")
+        return
+    with tempfile.TemporaryDirectory(prefix="weft-bench-") as folder:
+        with zipfile.ZipFile(archive) as z:
+            members = sorted(
+                n for n in z.namelist() if n.startswith("train/") and n.endswith(".jpg")
+            )
+            z.extractall(folder, members)
+        paths = [str(Path(folder) / m) for m in members]
+        classes = sorted({m.split("/")[1] for m in members})
+        labels = np.array([classes.index(m.split("/")[1]) for m in members])
+        data = mapobs(weft_jpeg, (paths, labels))
+        runs = {
+            "weft   processes=2": weft_epochs(data, 2),
+            "weft   threads=2": weft_epochs(data, 2, "thread"),
+            "torch  workers=2": torch_epochs(TorchJpeg(paths, labels), 2),
+        }
+        medians = report(
+            f"(b) CIFAR-10 JPEGs ({len(paths)} files), decode + flip + float, batch 256",
+            measure(runs, rounds),
+        )
+    t = medians["torch  workers=2"]
+    for name in ("weft   processes=2", "weft   threads=2"):
+        print(f"  {name.strip()} vs torch workers=2: ratio {medians[name] / t:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved epochs per run")
+    parser.add_argument("--skip-jpeg", action="store_true", help="run (a) only")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)  # the same for both libraries: parallelism comes from the workers
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, median of {args.rounds} epochs")
+    in_memory(args.rounds)
+    if not args.skip_jpeg:
+        jpeg(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
