@@ -68,6 +68,13 @@ class Item:
         """This item placed in a frame of `size` (only coordinate items lack one)."""
         return self
 
+    def evolve(self, **changes: Any) -> Item:
+        """A copy with some attributes replaced; items are never changed in place."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
 
 def _check_choice(value: str, table: dict, what: str, kind: str) -> None:
     if value not in table:
@@ -108,12 +115,7 @@ class Image(Item):
 
     def replace(self, data: np.ndarray, layout: str | None = None) -> Image:
         """The same item (same settings) holding new pixels."""
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.data = data
-        if layout is not None:
-            new.layout = layout
-        return new
+        return self.evolve(data=data, layout=layout or self.layout)
 
     def frame(self) -> Size:
         shape = self.data.shape
@@ -186,17 +188,11 @@ class Keypoints(Item):
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.points if dtype is None else self.points.astype(dtype)
 
-    def _new(self, points: np.ndarray, size: Size | None, visible: np.ndarray) -> Keypoints:
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.points, new.size, new.visible = points, size, visible
-        return new
-
     def frame(self) -> Size | None:
         return self.size
 
     def with_frame(self, size: Size) -> Keypoints:
-        return self._new(self.points, size, self.visible)
+        return self.evolve(size=size)
 
     def check(self) -> None:
         p = self.points
@@ -214,7 +210,7 @@ class Keypoints(Item):
 
     def project(self, matrix: np.ndarray, size: Size) -> Keypoints:
         points = project_points(self.points, matrix)
-        return self._new(points, size, self.visible & inside(points, size))
+        return self.evolve(points=points, size=size, visible=self.visible & inside(points, size))
 
 
 class Polygon(Keypoints):
@@ -263,10 +259,7 @@ class BoundingBoxes(Item):
         return self.size
 
     def with_frame(self, size: Size) -> BoundingBoxes:
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.size = size
-        return new
+        return self.evolve(size=size)
 
     def check(self) -> None:
         b = self.boxes
@@ -300,11 +293,8 @@ class BoundingBoxes(Item):
             keep = visible & (frac >= self.min_visibility)
             clipped, visible = clipped[keep], visible[keep]
             labels = None if labels is None else labels[keep]
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.boxes = boxes if self.clip == "none" else clipped
-        new.size, new.visible, new.labels = size, visible, labels
-        return new
+        boxes = boxes if self.clip == "none" else clipped
+        return self.evolve(boxes=boxes, size=size, visible=visible, labels=labels)
 
 
 def project_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
