@@ -308,6 +308,18 @@ def load(path: str | Path) -> OnnxModule:
     return module
 
 
+def _rank(
+    name: str,
+    consts: dict[str, np.ndarray],
+    weights: dict[str, tuple[np.ndarray, str]],
+    shapes: dict[str, _Sized],
+) -> int | None:
+    for known in (consts.get(name), weights.get(name, (None,))[0]):
+        if known is not None:
+            return known.ndim
+    return len(shapes[name].shape) if name in shapes else None
+
+
 def _convert(
     node: Any,
     opset: int,
@@ -333,6 +345,7 @@ def _convert(
         attrs=_attributes(node),
         consts=[consts.get(i) for i in node.input],
         input_present=[bool(i) for i in node.input],
+        ranks=[_rank(i, consts, weights, shapes) for i in node.input],
         n_outputs=sum(1 for o in node.output if o),
     )
     present = [i for i in node.input if i]

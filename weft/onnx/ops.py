@@ -55,6 +55,7 @@ class NodeSpec:
     attrs: dict[str, Any]
     consts: list[np.ndarray | None]  # value of each input when constant at load time
     input_present: list[bool]  # False for optional inputs left empty ("")
+    ranks: list[int | None]  # each input's rank when known at load time
     n_outputs: int
 
     def attr(self, key: str, default: Any = None) -> Any:
@@ -262,12 +263,11 @@ def _torch_pad(begin: list[int], end: list[int]) -> list[int]:
 
 
 def _kernel_rank(node: NodeSpec) -> int:
-    weight = node.const(1)
     if "kernel_shape" in node.attrs:
         return len(node.attrs["kernel_shape"])
-    if weight is not None:
-        return weight.ndim - 2
-    raise NotImplementedError("needs a kernel_shape attribute or a constant weight")
+    if len(node.ranks) > 1 and node.ranks[1] is not None:
+        return node.ranks[1] - 2
+    raise NotImplementedError("needs a kernel_shape attribute or a weight of known rank")
 
 
 def _conv(node: NodeSpec) -> Callable:
@@ -377,11 +377,20 @@ register("LayerNormalization", _layer_norm)
 register("BatchNormalization", _batch_norm)
 
 
+class Dropout(nn.Dropout):
+    """ONNX Dropout that follows `.train()`; the ratio is fixed at load time."""
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:  # ratio, training_mode
+        return super().forward(x)
+
+
 def _dropout(node: NodeSpec) -> Callable:
     if node.n_outputs > 1:
         raise NotImplementedError("the mask output is not supported")
     ratio = node.const(1)
-    return nn.Dropout(0.5 if ratio is None else float(ratio))
+    if node.has_input(1) and ratio is None:
+        raise NotImplementedError("the ratio must be a constant")
+    return Dropout(0.5 if ratio is None else float(ratio))
 
 
 register("Dropout", _dropout)
