@@ -78,6 +78,10 @@ def test_one_of_projective_stays_projective_and_fuses():
     np.testing.assert_array_equal(out, once)
 
 
+def test_sequence_also_takes_a_list():
+    assert Sequence([FlipX(), FlipY()]).transforms == Sequence(FlipX(), FlipY()).transforms
+
+
 def test_one_of_respects_weights():
     pick = OneOf(FlipX(), FlipY(), weights=[0, 1])
     assert all(pick.draw(np.random.default_rng(s), (4, 4))[0] == 1 for s in range(20))

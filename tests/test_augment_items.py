@@ -12,6 +12,7 @@ from weft.augment.items import (
     Keypoints,
     Mask,
     Polygon,
+    arrays,
     items_of,
     project_points,
     replace_items,
@@ -167,3 +168,11 @@ def test_items_of_and_replace_items_walk_nested_samples():
     out = replace_items(sample, iter(["A", "B"]))
     assert out == {"x": ("A", 3), "y": ["B", "label"]}
     assert np.asarray(a).shape == (2, 2)
+
+
+def test_arrays_unwraps_items_for_collate():
+    sample = {"x": Image(np.zeros((2, 3), np.uint8)), "p": Keypoints([[1, 2]], size=(2, 3)), "y": 4}
+    out = arrays(sample)
+    assert isinstance(out["x"], np.ndarray) and out["x"].shape == (2, 3)
+    np.testing.assert_array_equal(out["p"], [[1, 2]])
+    assert out["y"] == 4

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,12 @@ from weft.augment import (
     State,
 )
 from weft.augment.transform import as_generator
+
+
+def test_importing_weft_augment_never_imports_torch():
+    code = "import sys, weft.augment; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
 
 RNG_IMAGE = np.random.default_rng(0).integers(0, 256, (60, 80, 3), np.uint8)
 

@@ -7,6 +7,7 @@ over the output pixels only. Imports numpy and OpenCV, never torch.
     pipe = Sequence(Affine(rotate=15, scale=(0.9, 1.1)), RandomResizedCrop(224),
                     Maybe(FlipX()), ColorJitter(0.2, 0.2, 0.2, 0.1), Normalize())
     image, mask = pipe((Image(img), Mask(seg)), rng=seed)
+    x, y = arrays(pipe((Image(img), Mask(seg)), rng=seed))   # plain arrays, e.g. for collate
 """
 
 from weft.augment.batch import allocate_batch, apply_batch, sample_generators
@@ -25,7 +26,7 @@ from weft.augment.color import (
 )
 from weft.augment.compose import Maybe, OneOf, Sequence, SomeOf
 from weft.augment.crop import CenterCrop, Crop, Pad, PadDivisible, RandomCrop, RandomResizedCrop
-from weft.augment.items import BoundingBoxes, Image, Item, Keypoints, Mask, Polygon
+from weft.augment.items import BoundingBoxes, Image, Item, Keypoints, Mask, Polygon, arrays
 from weft.augment.preview import render, show_grid
 from weft.augment.projective import (
     Affine,
@@ -89,6 +90,7 @@ __all__ = [
     "Zoom",
     "allocate_batch",
     "apply_batch",
+    "arrays",
     "render",
     "sample_generators",
     "show_grid",

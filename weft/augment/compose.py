@@ -57,7 +57,9 @@ class Sequence(Transform):
     The pipeline object: `Sequence(...)(sample, rng=seed)`.
     """
 
-    def __init__(self, *transforms: Transform) -> None:
+    def __init__(self, *transforms: Transform | list[Transform]) -> None:
+        if len(transforms) == 1 and isinstance(transforms[0], (list, tuple)):
+            transforms = tuple(transforms[0])  # Sequence([a, b]) as in Albumentations' Compose
         self.transforms = _check_transforms(transforms, "Sequence")
         self.projective = all(t.projective for t in self.transforms)
 
