@@ -16,6 +16,8 @@ __all__ = ["COMMANDS", "main"]
 # lists them, so `weft --help` stays fast and torch-free commands stay torch-free.
 COMMANDS: dict[str, str] = {
     "demo": "weft.commands.demo",
+    "train": "weft.commands.train",
+    "datasets": "weft.commands.datasets",
     "export": "weft.commands.export",
     "onnx-info": "weft.commands.onnx_info",
 }
