@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from weft.augment.items import Image, Item, Size, items_of, replace_items
+from weft.augment.items import Image, Item, Mask, Size, items_of, replace_items
 
 __all__ = ["Pixel", "Projective", "State", "Transform", "as_generator", "warp_items"]
 
@@ -182,7 +182,7 @@ class Pixel(Transform):
     def apply(self, items: list[Item], params: Any, size: Size) -> list[Item]:
         return [
             self.apply_image(item, params)
-            if isinstance(item, Image) and item.kind == "Image"
+            if isinstance(item, Image) and not isinstance(item, Mask)
             else item
             for item in items
         ]
