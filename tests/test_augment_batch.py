@@ -18,6 +18,7 @@ from weft.augment import (
     Sequence,
     allocate_batch,
     apply_batch,
+    on_arrays,
     sample_generators,
 )
 from weft.data import getobs, mapobs
@@ -92,6 +93,24 @@ def test_pipeline_plugs_into_mapobs_with_per_sample_generators():
     for a, b in zip(forward, backward, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(forward[0], next_epoch)
+
+
+def test_on_arrays_serves_plain_array_containers():
+    labels = np.arange(6)
+    data = mapobs(on_arrays(PIPE, (Image, Mask, None)), (IMAGES, MASKS, labels))
+    with epoch_context(seed=1, epoch=0):
+        x, m, y = getobs(data, 2)
+        again = getobs(data, 2)[0]
+    assert x.shape == (3, 24, 24) and x.dtype == np.float32 and m.shape == (24, 24)
+    assert y == 2
+    np.testing.assert_array_equal(x, again)
+    with pytest.raises(
+        ValueError,
+        match=r"on_arrays: obs should be a sequence of 2 members like the wrap spec, got tuple of length 3",
+    ):
+        on_arrays(PIPE, (Image, Mask))((IMAGES[0], MASKS[0], 0))
+    with pytest.raises(ValueError, match=r"on_arrays: obs should be a dict with keys \['image'\]"):
+        on_arrays(PIPE, {"image": Image})((IMAGES[0],))
 
 
 def test_buffer_errors():

@@ -10,7 +10,7 @@ over the output pixels only. Imports numpy and OpenCV, never torch.
     x, y = arrays(pipe((Image(img), Mask(seg)), rng=seed))   # plain arrays, e.g. for collate
 """
 
-from weft.augment.batch import allocate_batch, apply_batch, sample_generators
+from weft.augment.batch import allocate_batch, apply_batch, on_arrays, sample_generators
 from weft.augment.color import (
     Blur,
     Brightness,
@@ -91,6 +91,7 @@ __all__ = [
     "allocate_batch",
     "apply_batch",
     "arrays",
+    "on_arrays",
     "render",
     "sample_generators",
     "show_grid",

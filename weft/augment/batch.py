@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from weft.augment.items import arrays
 from weft.augment.transform import Transform, as_generator
 
-__all__ = ["allocate_batch", "apply_batch", "sample_generators"]
+__all__ = ["allocate_batch", "apply_batch", "on_arrays", "sample_generators"]
 
 
 def sample_generators(rng: np.random.Generator | int | None, n: int) -> list[np.random.Generator]:
@@ -97,3 +98,41 @@ def apply_batch(
                 )
             buf[i] = v
     return out
+
+
+def on_arrays(pipeline: Transform, wrap: Any) -> Callable[..., Any]:
+    """`f(obs, rng=None)`: wrap a plain-array observation as items, augment, return arrays.
+
+    `wrap` mirrors the observation's tuple/dict structure with an item type (or any function
+    array -> Item) per member and None for members that pass through, e.g.
+    `mapobs(on_arrays(pipe, (Image, Mask, None)), data)` for (image, mask, label) observations.
+    """
+
+    def augment(obs: Any, rng: np.random.Generator | int | None = None) -> Any:
+        return arrays(pipeline(_wrap(wrap, obs, "obs"), rng=rng))
+
+    return augment
+
+
+def _wrap(wrap: Any, obs: Any, path: str) -> Any:
+    if wrap is None:
+        return obs
+    if isinstance(wrap, dict):
+        missing = sorted(set(wrap) - set(obs)) if isinstance(obs, dict) else None
+        if missing is None or missing:
+            raise ValueError(f"on_arrays: {path} should be a dict with keys {sorted(wrap)}")
+        return {k: _wrap(wrap.get(k), v, f"{path}[{k!r}]") for k, v in obs.items()}
+    if isinstance(wrap, (tuple, list)):
+        if not isinstance(obs, (tuple, list)) or len(obs) != len(wrap):
+            got = (
+                f"{type(obs).__name__} of length {len(obs)}"
+                if isinstance(obs, (tuple, list))
+                else type(obs).__name__
+            )
+            raise ValueError(
+                f"on_arrays: {path} should be a sequence of {len(wrap)} members like the wrap "
+                f"spec, got {got}"
+            )
+        members = enumerate(zip(wrap, obs, strict=True))
+        return type(obs)(_wrap(w, o, f"{path}[{i}]") for i, (w, o) in members)
+    return wrap(obs)
