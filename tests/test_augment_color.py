@@ -130,6 +130,12 @@ def test_noise_replays_from_a_recorded_seed():
     assert 15 < np.std(a.astype(float) - IMG) < 35  # 0.1 * 255 = 25.5, clipping trims a little
 
 
+def test_single_channel_images_keep_their_shape():
+    one = Image(IMG[..., :1])
+    for step in (GaussianNoise(), Blur(), Gamma(), Brightness(), Cutout()):
+        assert step(one, rng=0).data.shape == (16, 20, 1), step
+
+
 def test_blur_smooths():
     assert Blur((2.0, 2.0))(Image(IMG)).data.std() < IMG.std() * 0.6
     assert Blur((0.0, 0.0))(Image(IMG)).data is IMG

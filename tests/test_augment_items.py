@@ -176,3 +176,12 @@ def test_arrays_unwraps_items_for_collate():
     assert isinstance(out["x"], np.ndarray) and out["x"].shape == (2, 3)
     np.testing.assert_array_equal(out["p"], [[1, 2]])
     assert out["y"] == 4
+
+
+@pytest.mark.parametrize("interp", ["cubic", "lanczos"])
+def test_many_channels_warp_with_high_order_kernels(interp):
+    img = np.random.default_rng(2).random((20, 20, 6), dtype=np.float32)
+    m = np.array([[0.9, 0.1, 1.0], [-0.1, 0.9, 2.0], [0, 0, 1]])
+    out = warp(img, m, (15, 15), interp=interp)
+    assert out.shape == (15, 15, 6)
+    np.testing.assert_array_equal(out[..., 4:], warp(img[..., 4:], m, (15, 15), interp=interp))

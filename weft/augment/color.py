@@ -202,7 +202,7 @@ class GaussianNoise(Pixel):
         d = image.data
         noise = np.random.default_rng(params["seed"]).standard_normal(d.shape, dtype=np.float32)
         noise *= params["std"] * _peak(image)
-        out = cv2.add(d.astype(np.float32), noise)
+        out = cv2.add(d.astype(np.float32), noise).reshape(d.shape)
         if d.dtype == np.uint8:
             return image.replace(np.clip(np.rint(out), 0, 255).astype(np.uint8))
         return _finish(image, out)

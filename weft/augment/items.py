@@ -352,6 +352,10 @@ def warp(
     ):
         return _shift(data, -round(tx), -round(ty), size, border, fill)
     flags = INTERPOLATIONS[interp]
+    if data.ndim == 3 and data.shape[2] > 4 and interp in ("cubic", "lanczos"):
+        # OpenCV's cubic and Lanczos kernels take at most 4 channels: warp in groups of 4.
+        groups = [data[..., k : k + 4] for k in range(0, data.shape[2], 4)]
+        return np.concatenate([warp(g, matrix, size, interp, border, fill) for g in groups], axis=2)
     if interp == "area" and affine:
         data, m = _prefilter(data, m)
     if isinstance(fill, (int, float)):
