@@ -15,7 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULTS", "HELP", "ConfigError", "add_arguments", "load_config", "run"]
+__all__ = [
+    "DEFAULTS",
+    "HELP",
+    "ConfigError",
+    "Run",
+    "add_arguments",
+    "build_augment",
+    "build_data",
+    "build_model",
+    "check_config",
+    "fit",
+    "load_config",
+    "run",
+]
 
 HELP = "Train a model from a TOML config: model, data set, augmentation, optimizer, schedule."
 
