@@ -338,3 +338,12 @@ def test_wrong_number_of_inputs_says_what_the_model_takes(exported):
     module = weft.onnx.load(exported["mlp", "legacy"])
     with pytest.raises(TypeError, match=r"takes 1 input\(s\) \['x'\], got 2"):
         module(torch.randn(1, 8), torch.randn(1, 8))
+
+
+def test_opset_above_20_loads_with_a_warning(tmp_path):
+    path = _graph_file(tmp_path / "new.onnx", [helper.make_node("Relu", ["x"], ["y"])], opset=21)
+    with pytest.warns(UserWarning, match=r"uses opset 21; weft's converters follow opsets 13-20"):
+        module = weft.onnx.load(path)
+    torch.testing.assert_close(
+        module(torch.tensor([[-1.0, 2.0, 0.5]] * 2)), torch.tensor([[0.0, 2.0, 0.5]] * 2)
+    )

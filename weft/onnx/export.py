@@ -30,11 +30,13 @@ class ExportReport:
     opset: int
     batch_sizes: tuple[int, ...]
     max_abs_diff: float  # over every output and batch size checked
+    external_data: bool = False  # True only for models too large for one protobuf file
 
     def __str__(self) -> str:
         return (
             f"wrote {self.path} (opset {self.opset}); onnxruntime matches PyTorch at batch "
             f"sizes {list(self.batch_sizes)}, max abs difference {self.max_abs_diff:.3g}"
+            + ("; weights over 2 GiB are in a data file beside it" if self.external_data else "")
         )
 
 
@@ -82,7 +84,9 @@ def export(
 ) -> ExportReport:
     """Export with torch's dynamo exporter to ONE file and verify it with onnxruntime.
 
-    The model runs in eval mode (its mode is restored afterwards). With `dynamic_batch` the
+    The file is self-contained unless the weights exceed protobuf's 2 GiB limit (then they go
+    to a data file beside it, and the report says so). The model runs in eval mode (its mode
+    is restored afterwards). With `dynamic_batch` the
     first dimension of every input is dynamic and the file is checked at each of
     `verify_batch_sizes` (rows of `sample_input` repeated); otherwise at the sample's own size.
     `input_layout`, `mean`/`std` (the input normalisation) and `class_names` go into the
@@ -92,7 +96,9 @@ def export(
     Extending: models whose forward takes keyword arguments or returns dicts need a small
     wrapper module that takes and returns tensors.
     """
-    model = getattr(model_or_learner, "model", model_or_learner)
+    model = model_or_learner
+    if not isinstance(model, nn.Module):  # a Learner, or anything else holding one
+        model = getattr(model_or_learner, "model", None)
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"export needs a torch.nn.Module or an object with a .model module, got "
@@ -108,7 +114,9 @@ def export(
         program.model.metadata_props.update(
             metadata_props(sample, input_layout, mean, std, class_names, metadata)
         )
-        program.save(str(path), external_data=False)
+        # protobuf caps one file at 2 GiB; only larger models get a weights file beside it
+        external = _state_bytes(model) > _SINGLE_FILE_LIMIT
+        program.save(str(path), external_data=external)
         opset_used = program.model.opset_imports[""]
         sizes = tuple(verify_batch_sizes) if dynamic_batch else (sample[0].shape[0],)
         diff = _verify(model, sample, path, sizes)
@@ -120,7 +128,7 @@ def export(
             f"(tolerance {atol}); check for ops that behave differently in eval mode or "
             "data-dependent control flow, which the exporter records for one path only"
         )
-    return ExportReport(path, opset_used, sizes, diff)
+    return ExportReport(path, opset_used, sizes, diff, external)
 
 
 def _torch_export(
@@ -143,6 +151,14 @@ def _torch_export(
             external_data=False,
             verbose=False,
         )
+
+
+_SINGLE_FILE_LIMIT = 1_900_000_000  # bytes; leaves room under protobuf's 2 GiB for the graph
+
+
+def _state_bytes(model: nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _takes_varargs(model: nn.Module) -> bool:

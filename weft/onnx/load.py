@@ -285,6 +285,7 @@ def load(path: str | Path) -> OnnxModule:
         else:
             consts[name] = value
     shapes = _inferred_shapes(model)
+    shapes.update((name, _Sized(value.shape)) for name, (value, _) in weights.items())
 
     runtime_consts: set[str] = set()
     for node in nodes:

@@ -362,7 +362,14 @@ class BatchNorm(nn.Module):
         super().__init__()
         self.eps, self.momentum = eps, momentum
 
-    def forward(self, x, scale, bias, mean, var):
+    def forward(
+        self,
+        x: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor,
+        mean: torch.Tensor,
+        var: torch.Tensor,
+    ) -> torch.Tensor:
         # ONNX momentum weighs the old statistic, torch's the new batch statistic.
         return F.batch_norm(x, mean, var, scale, bias, self.training, 1.0 - self.momentum, self.eps)
 
