@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "export a checkpoint to one ONNX file, checked against onnxruntime"
+HELP = "Export a checkpoint to one ONNX file, checked against onnxruntime."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

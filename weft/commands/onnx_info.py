@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "describe an ONNX file: inputs, outputs, opset, ops, parameter count, metadata"
+HELP = "Describe an ONNX file: inputs, outputs, opset, ops, parameter count, metadata."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
