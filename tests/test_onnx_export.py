@@ -121,3 +121,26 @@ def test_a_file_that_disagrees_with_torch_is_an_error(tmp_path):
 def test_not_a_module_is_a_type_error(tmp_path):
     with pytest.raises(TypeError, match=r"needs a torch.nn.Module .* got str"):
         weft.onnx.export("model.pt", torch.randn(1, 3), tmp_path / "x.onnx")
+
+
+def test_integer_inputs_are_verified_with_valid_indices_and_import_back(tmp_path):
+    class Bag(nn.Module):  # token ids -> embedding mean -> logits
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed, self.head = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embed(ids).mean(1))
+
+    torch.manual_seed(0)
+    model = Bag()
+    ids = torch.randint(0, 10, (3, 5))
+    report = weft.onnx.export(model, ids, tmp_path / "bag.onnx")
+    assert report.max_abs_diff < 1e-5
+    imported = weft.onnx.load(tmp_path / "bag.onnx")
+    assert sorted(dict(imported.named_parameters())) == [
+        "embed.weight",
+        "head.bias",
+        "head.weight",
+    ]
+    torch.testing.assert_close(imported(ids), model(ids))

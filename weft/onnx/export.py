@@ -88,7 +88,8 @@ def export(
     to a data file beside it, and the report says so). The model runs in eval mode (its mode
     is restored afterwards). With `dynamic_batch` the
     first dimension of every input is dynamic and the file is checked at each of
-    `verify_batch_sizes` (rows of `sample_input` repeated); otherwise at the sample's own size.
+    `verify_batch_sizes` (random normal inputs; integer inputs repeat the sample's rows);
+    otherwise at the sample's own size.
     `input_layout`, `mean`/`std` (the input normalisation) and `class_names` go into the
     file's metadata properties as `weft.*` keys, with `metadata` added as given.
     Raises `ExportMismatchError` when outputs differ by more than `atol`.
@@ -176,6 +177,15 @@ def _outputs(value: Any) -> list[np.ndarray]:
     raise TypeError(f"export supports models returning tensors or tuples, got {type(value)}")
 
 
+def _verification_input(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """`size` rows like `x`: random normal for float inputs (a zero sample would check
+    nothing), rows of `x` repeated for integer inputs (token ids, indices stay valid)."""
+    if x.is_floating_point():
+        noise = torch.randn((size, *x.shape[1:]), generator=generator)
+        return noise.to(device=x.device, dtype=x.dtype)
+    return x[torch.arange(size, device=x.device) % x.shape[0]]
+
+
 def _verify(
     model: nn.Module, sample: tuple[torch.Tensor, ...], path: Path, batch_sizes: Sequence[int]
 ) -> float:
@@ -185,9 +195,9 @@ def _verify(
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     diff = 0.0
+    generator = torch.Generator().manual_seed(0)
     for size in batch_sizes:
-        rows = torch.arange(size) % sample[0].shape[0]
-        inputs = tuple(x[rows] for x in sample)
+        inputs = tuple(_verification_input(x, size, generator) for x in sample)
         with torch.no_grad():
             expected = _outputs(model(*inputs))
         got = session.run(None, {n: x.cpu().numpy() for n, x in zip(names, inputs, strict=False)})
