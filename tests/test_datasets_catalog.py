@@ -319,3 +319,11 @@ def test_missing_local_set_without_files(env):
         DataError, match=r"gone is not at .*nothing and its catalog entry .* lists no files"
     ):
         load("gone", "train", catalog=catalog)
+
+
+def test_example_catalog_parses(env):
+    example = Path(__file__).resolve().parents[1] / "examples" / "Data.toml"
+    catalog = Catalog.read(example)
+    assert {"flowers", "streets", "people", "mnist_mirror", "shapes64"} <= set(catalog.entries)
+    assert catalog["flowers"].location() == example.parent / "data" / "flowers"
+    assert getobs(load("shapes64", "valid", catalog=catalog), 0)["image"].shape == (64, 64, 3)
