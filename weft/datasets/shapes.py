@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from weft.datasets._reader import Reader
+
 __all__ = ["SHAPES", "Shapes"]
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
@@ -34,9 +36,10 @@ _UNIT_POLYGONS = {
         ]
     ],
 }  # fmt: skip
+_UNIT_POLYGONS = {name: np.array(points) for name, points in _UNIT_POLYGONS.items()}
 
 
-class Shapes:
+class Shapes(Reader):
     """`n` images of one shape each: a dict with `image` (size x size x 3 uint8), `label` (index
     into `classes`), `mask` (size x size uint8: 0 background, label + 1 on the shape) and
     `keypoints` (5 x 2 float32, x y: the centre, then the ends of the shape's rotated axes).
@@ -66,21 +69,13 @@ class Shapes:
     def __numobs__(self) -> int:
         return self.n
 
-    def __len__(self) -> int:
-        return self.n
-
     def __getobs__(self, idx: int | np.ndarray) -> dict[str, Any]:
         if isinstance(idx, int):
-            return self._draw(idx)
-        samples = [self._draw(int(i)) for i in idx]
+            return self._get(idx)
+        samples = [self._get(int(i)) for i in idx]
         batch = {k: np.stack([s[k] for s in samples]) for k in ("image", "mask", "keypoints")}
         batch["label"] = np.array([s["label"] for s in samples], np.int64)
         return batch
-
-    def __getitem__(self, idx: Any) -> dict[str, Any]:
-        from weft.data.containers import getobs
-
-        return getobs(self, idx)
 
     def __obs_source__(self, idx: int) -> str:
         return f"shapes(seed={self.seed}) #{idx}"
@@ -88,17 +83,20 @@ class Shapes:
     def __repr__(self) -> str:
         return f"Shapes(n={self.n}, seed={self.seed}, size={self.size}, classes={self.classes})"
 
-    def _draw(self, i: int) -> dict[str, Any]:
+    def _get(self, i: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, i])
+        u = rng.random(15)  # every scalar parameter in one draw
         s = self.size
-        label = int(rng.integers(len(self.classes)))
+        label = int(u[0] * len(self.classes))
         kind = self.classes[label]
-        r = rng.uniform(*self.radius) * s
-        cx, cy = rng.uniform(r, s - r, size=2)
-        angle = rng.uniform(0, 2 * np.pi)
-        background = rng.integers(0, 256, size=3)
-        # a foreground at least 100 levels away from the background in some channel
-        colour = (background + rng.integers(100, 156, size=3) * rng.choice([-1, 1], 3)) % 256
+        r = (self.radius[0] + u[1] * (self.radius[1] - self.radius[0])) * s
+        cx, cy = r + u[2:4] * (s - 2 * r)
+        angle = u[4] * 2 * np.pi
+        sigma = u[5] * self.noise
+        background = (u[6:9] * 256).astype(np.int64)
+        # a foreground 100-155 levels away from the background in every channel (mod 256)
+        offset = (100 + u[9:12] * 56).astype(np.int64) * np.where(u[12:15] < 0.5, -1, 1)
+        colour = (background + offset) % 256
         image = np.empty((s, s, 3), np.uint8)
         image[:] = background
         mask = np.zeros((s, s), np.uint8)
@@ -110,14 +108,14 @@ class Shapes:
             cv2.circle(mask, c, radius, label + 1, -1, cv2.LINE_8, _SHIFT)
         else:
             rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-            points = centre + r * np.asarray(_UNIT_POLYGONS[kind]) @ rot.T
+            points = centre + r * _UNIT_POLYGONS[kind] @ rot.T
             fixed = [np.round(points * (1 << _SHIFT)).astype(np.int32)]
             cv2.fillPoly(image, fixed, colour.tolist(), cv2.LINE_AA, _SHIFT)
             cv2.fillPoly(mask, fixed, label + 1, cv2.LINE_8, _SHIFT)
-        sigma = rng.uniform(0, self.noise)
-        if sigma > 0:
-            noisy = image + rng.normal(0, sigma, image.shape)
-            image = np.clip(noisy, 0, 255).astype(np.uint8)
+        if sigma > 0:  # float32 noise, added with saturation by cv2: ~3x faster than float64
+            noise = rng.standard_normal(image.shape, dtype=np.float32)
+            noise *= sigma
+            image = cv2.add(image.astype(np.float32), noise, dtype=cv2.CV_8U)
         axes = r * np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
         keypoints = np.array(
             [centre, centre + axes[0], centre + axes[1], centre - axes[0], centre - axes[1]],
