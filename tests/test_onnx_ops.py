@@ -348,3 +348,11 @@ def test_supported_ops_cover_the_issue_list():
         "Identity",
     }
     assert listed <= set(weft.onnx.supported_ops())
+
+
+@pytest.mark.parametrize("case", ["constant_of_shape_from_dynamic_shape", "where_equal_cast"])
+def test_tensors_the_graph_creates_follow_the_input_device(case, tmp_path):
+    # "meta" stands in for an accelerator: a CPU-made tensor mixed in would raise.
+    module = weft.onnx.load(_model_file(case, tmp_path)).to("meta")
+    inputs = [torch.from_numpy(a).to("meta") for a in CASES[case][1].values()]
+    assert module(*inputs).device.type == "meta"

@@ -8,6 +8,7 @@ the file came from. Constants the graph needs at run time are non-persistent buf
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -125,9 +126,12 @@ class OnnxModule(nn.Module):
             )
         values: dict[str, Any] = {name: getattr(o, a) for name, (o, a) in self._sources.items()}
         values.update(zip(self.input_names, inputs, strict=True))
-        for step in self.steps:
-            step(values)
-        outputs = tuple(to_tensor(values[name]) for name in self.output_names)
+        # Tensors the graph creates (ConstantOfShape, Range, shape values) go where the
+        # inputs are, so the module runs on any device it is moved to.
+        with torch.device(inputs[0].device) if inputs else contextlib.nullcontext():
+            for step in self.steps:
+                step(values)
+            outputs = tuple(to_tensor(values[name]) for name in self.output_names)
         return outputs[0] if len(outputs) == 1 else outputs
 
 

@@ -115,7 +115,7 @@ def to_tensor(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             return torch.tensor(value.tolist(), dtype=torch.int64).reshape(value.shape)
-        return torch.from_numpy(np.ascontiguousarray(value))
+        return torch.tensor(value)  # a copy on the default device, as the graph runs there
     return value
 
 
