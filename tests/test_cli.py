@@ -98,9 +98,7 @@ def test_train_and_resume(isolated, capsys):
     assert main(["train", str(config), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert f"checkpoint   {Path('run') / 'checkpoint.pt'}" in out
-    with pytest.warns(
-        UserWarning, match=r"resuming run/checkpoint\.pt .* training runs to epoch 2"
-    ):
+    with pytest.warns(UserWarning, match=r"resuming run/checkpoint\.pt.* training runs to epoch 2"):
         assert main(["train", str(config), "--epochs", "2", "--resume"]) == 0
     with open(isolated / "run" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
