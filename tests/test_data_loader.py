@@ -94,6 +94,21 @@ def test_loader_batch_k_is_getobs_in_the_epoch_context():
     loader.close()
 
 
+def test_batches_kept_by_the_consumer_are_never_overwritten():
+    # Batches live in shared-memory slots without a copy; a slot is reused only when its batch is
+    # garbage. Keeping every batch exhausts the slots, and later batches travel pickled.
+    data = mapobs(flip_and_noise, (X, Y))
+    serial = DataLoader(data, 4, shuffle=True)
+    expected = [as_lists(serial) for _ in range(2)]
+    with DataLoader(data, 4, shuffle=True, workers=2, prefetch=1) as loader:
+        kept = [list(loader) for _ in range(2)]
+        assert [as_lists(epoch) for epoch in kept] == expected
+        last = kept[1][-1]
+    # A batch outlives its loader: the slot's name is gone at once, its memory when the batch is.
+    assert shm_segments() == []
+    assert as_lists([last]) == expected[1][-1:]
+
+
 def test_dataloader_is_the_composed_form():
     data = mapobs(flip_and_noise, (X, Y))
     spelled = DataLoader(data, batch_size=7, shuffle=True, drop_last=True, workers=2, seed=5)

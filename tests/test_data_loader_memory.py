@@ -32,11 +32,14 @@ class Records:
 
 def worker_growth_mb(container) -> float:
     """How much the workers' private memory (USS) grows over two epochs, after the first batch."""
+    earlier = {p.pid for p in psutil.Process().children()}
     with DataLoader(mapobs(path_length_plus_label, container), 1000, workers=2) as loader:
         batches = iter(loader)
         first = next(batches)
         workers = [
-            p for p in psutil.Process().children() if "resource_tracker" not in p.cmdline()[-1]
+            p
+            for p in psutil.Process().children()
+            if p.pid not in earlier and "resource_tracker" not in " ".join(p.cmdline())
         ]
         assert len(workers) == 2
         before = sum(p.memory_full_info().uss for p in workers)

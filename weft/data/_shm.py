@@ -8,8 +8,10 @@ do not fit the layout) travels pickled. Only the small description of the batch 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
+import weakref
 from multiprocessing import shared_memory
 from typing import Any, NamedTuple
 
@@ -94,17 +96,30 @@ def layout_of(batch: Any) -> Layout | None:
 
 
 class SlotPool:
-    """`count` shared-memory slots of one layout, owned (created and unlinked) by the main process."""
+    """`count` shared-memory slots of one layout, owned (created and unlinked) by the main process.
+
+    A decoded batch's arrays live in its slot, without a copy; the slot returns to the pool only
+    when the last of those arrays (or anything viewing them) is garbage, so a worker never
+    overwrites memory the program can still see. A consumer that keeps batches just makes the
+    pool run dry, and later batches then travel pickled.
+    """
 
     def __init__(self, layout: Layout, count: int):
         self.layout = layout
         tag = f"weft-{os.getpid()}-{secrets.token_hex(4)}"
         self.segments: list[shared_memory.SharedMemory] = []
+        self.addresses: list[int] = []
+        self.leased: set[int] = set()
+        self.closed = False
         try:
             for i in range(count):
-                self.segments.append(
-                    shared_memory.SharedMemory(name=f"{tag}-{i}", create=True, size=layout.size)
+                segment = shared_memory.SharedMemory(
+                    name=f"{tag}-{i}", create=True, size=layout.size
                 )
+                self.segments.append(segment)
+                anchor = ctypes.c_char.from_buffer(segment.buf)
+                self.addresses.append(ctypes.addressof(anchor))
+                del anchor  # keep no export: close() must be able to unmap
         except BaseException:
             self.close()
             raise
@@ -120,28 +135,59 @@ class SlotPool:
     def release(self, slot: int) -> None:
         self.free.append(slot)
 
-    def decode(self, payload: tuple, slot: int | None) -> Any:
-        """The batch a worker encoded, copied out of its slot so the slot can be reused at once."""
+    def decode(self, payload: tuple, slot: int) -> Any:
+        """The batch a worker encoded; its arrays stay in the slot, which the batch now leases."""
         spec, items = payload
-        leaves = []
-        for item in items:
-            if item[0] == _IN_SLOT:
-                _, offset, shape, dtype = item
-                view = np.ndarray(shape, dtype, buffer=self.segments[slot].buf, offset=offset)
-                leaves.append(view.copy())
-                del view  # no export of the segment's buffer may outlive this call
-            else:
-                leaves.append(item[1])
+        lease = _Lease()
+        leaves = [
+            _slot_array(self.addresses[slot], *item[1:], lease) if item[0] == _IN_SLOT else item[1]
+            for item in items
+        ]
+        self.leased.add(slot)
+        weakref.finalize(lease, self._returned, slot)
         return unflatten(spec, leaves)
 
+    def _returned(self, slot: int) -> None:
+        self.leased.discard(slot)
+        if self.closed:
+            self._unmap(slot)
+        else:
+            self.free.append(slot)
+
+    def _unmap(self, slot: int) -> None:
+        with contextlib.suppress(BufferError):  # a worker-side view in this process (threads)
+            self.segments[slot].close()
+
     def close(self) -> None:
-        for segment in self.segments:
-            try:
-                segment.close()
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    segment.unlink()
-        self.segments = []
+        """Unlink every slot now; unmap those no batch still uses (the others when it goes)."""
+        self.closed = True
+        for slot, segment in enumerate(self.segments):
+            with contextlib.suppress(FileNotFoundError):
+                segment.unlink()
+            if slot not in self.leased:
+                self._unmap(slot)
+
+
+class _Lease:
+    """Held by every array of one decoded batch: the slot is free when this is collected."""
+
+
+class _SlotArray:
+    # numpy makes an array over `__array_interface__` memory keep this object as its base, and
+    # every view of the array keeps that base: the lease lives exactly as long as the data.
+    __slots__ = ("__array_interface__", "lease")
+
+
+def _slot_array(address: int, offset: int, shape: tuple, dtype: str, lease: _Lease) -> np.ndarray:
+    holder = _SlotArray()
+    holder.__array_interface__ = {
+        "data": (address + offset, False),
+        "shape": tuple(shape),
+        "typestr": dtype,
+        "version": 3,
+    }
+    holder.lease = lease
+    return np.asarray(holder)
 
 
 def decode_pickled(payload: tuple) -> Any:

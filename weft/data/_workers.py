@@ -73,8 +73,8 @@ class ProcessWorkers:
     """`count` persistent worker processes, one duplex pipe each.
 
     The first batch travels pickled and sizes a pool of `slots` shared-memory slots; later
-    batches are gathered by the worker straight into a slot and copied out once by the main
-    process, which then reuses the slot. A pipe carries only small messages; the process
+    batches are gathered by the worker straight into a slot and handed out in place, without a
+    copy: a slot is reused only once the batch that lives in it is garbage. A pipe carries only small messages; the process
     sentinels are waited on with the pipes, so a dead worker is noticed at once.
     """
 
@@ -147,7 +147,6 @@ class ProcessWorkers:
                 self._size_slots(batch)
         else:
             batch = self.pool.decode(payload, slot)
-            self.pool.release(slot)
         return task, True, batch
 
     def _size_slots(self, batch: Any) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["collate"]
+from weft.data.containers import copy_into
+
+__all__ = ["collate", "collate_into"]
 
 
 def collate(batch: Any) -> Any:
@@ -31,6 +33,30 @@ def collate(batch: Any) -> Any:
     if isinstance(batch, list):
         return _stack(batch)
     return batch
+
+
+def collate_into(buffer: Any, batch: Any) -> Any:
+    """`collate(batch)` written straight into the matching arrays of `buffer` (the loader's
+    reused shared-memory slots); parts that do not fit the buffer come back freshly collated.
+    """
+    if isinstance(batch, list) and batch:
+        first = batch[0]
+        if isinstance(buffer, np.ndarray) and isinstance(first, np.ndarray):
+            if buffer.shape == (len(batch), *first.shape) and buffer.dtype == first.dtype:
+                try:
+                    return np.stack(batch, out=buffer)
+                except ValueError:
+                    pass  # shapes differ within the batch: collate explains it below
+        elif isinstance(first, tuple) and isinstance(buffer, tuple) and len(buffer) == len(first):
+            _check_lengths(batch, len(first))
+            return tuple(collate_into(b, [obs[k] for obs in batch]) for k, b in enumerate(buffer))
+        elif (
+            isinstance(first, Mapping)
+            and isinstance(buffer, Mapping)
+            and buffer.keys() == first.keys()
+        ):
+            return {key: collate_into(b, [obs[key] for obs in batch]) for key, b in buffer.items()}
+    return copy_into(buffer, collate(batch))
 
 
 def _stack(observations: list) -> Any:

@@ -177,7 +177,8 @@ class Loader:
                 self._pool = ProcessWorkers(
                     pack_lists(self.batches),
                     self.workers,
-                    self.workers * self.prefetch,
+                    # a slot per batch in flight, plus the one being consumed and the one before
+                    self.workers * self.prefetch + 2,
                     self.start_method,
                 )
             self._closer = weakref.finalize(self, self._pool.close)

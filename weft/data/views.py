@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from weft.data.collate import collate as default_collate
+from weft.data.collate import collate_into
 from weft.data.containers import as_indices, copy_into, getobs, getobs_into, numobs, obs_source
 from weft.data.rng import current_epoch, current_seed, sample_rng, seed_rng
 
@@ -388,8 +389,7 @@ class BatchView(View):
         if not isinstance(b, int):
             return getobs(self, b)
         if self.collate is None:
-            gathered = getobs_into(buffer, self.data, self.batch_indices(b))
-            return copy_into(buffer, default_collate(gathered))
+            return collate_into(buffer, getobs_into(buffer, self.data, self.batch_indices(b)))
         return copy_into(buffer, self._batch(b))
 
 
