@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4])
     print(f"\ncatalogs: {', '.join(catalog.files)}")
     print(
-        "status: present = on disk; download = fetched from its URL on first load; missing = not found"
+        "status: present = on disk; download = fetched from its URL on first load; "
+        "missing = not on disk (for the built-in local-only sets, set $WEFT_DATA to a folder "
+        "holding them)"
     )
     return 0
