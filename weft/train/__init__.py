@@ -6,7 +6,24 @@ from a dependency graph checked when the Learner is built.
 """
 
 from weft.train.asynchronous import AsyncCallbackError
-from weft.train.callbacks import Callback, History, Metrics, ProgressBar, StopOnNaN, for_phases
+from weft.train.callbacks import (
+    Callback,
+    Checkpointer,
+    EarlyStopping,
+    GradAccumulation,
+    GradClip,
+    History,
+    Metrics,
+    ProgressBar,
+    SanityCheck,
+    SanityCheckError,
+    Scheduler,
+    StopOnNaN,
+    Throttle,
+    TimeLimit,
+    ToDevice,
+    for_phases,
+)
 from weft.train.checkpoint import CheckpointError
 from weft.train.events import (
     BackwardBegin,
@@ -25,6 +42,7 @@ from weft.train.learner import Learner, default_callbacks
 from weft.train.metrics import accuracy, top_k
 from weft.train.permissions import READ, WRITE, Access, AccessError
 from weft.train.phases import EvaluationPhase, Phase, TrainingPhase, ValidationPhase
+from weft.train.schedules import chain, constant, cosine, linear, one_cycle, step, warmup
 from weft.train.state import Progress, Step
 from weft.train.stop import FitResult, Stop, StopReason
 
@@ -39,6 +57,8 @@ __all__ = [
     "BackwardEnd",
     "Callback",
     "CheckpointError",
+    "Checkpointer",
+    "EarlyStopping",
     "EpochBegin",
     "EpochEnd",
     "EvaluationPhase",
@@ -46,6 +66,8 @@ __all__ = [
     "FitBegin",
     "FitEnd",
     "FitResult",
+    "GradAccumulation",
+    "GradClip",
     "GraphError",
     "History",
     "Incompatible",
@@ -56,16 +78,29 @@ __all__ = [
     "Progress",
     "ProgressBar",
     "RunFirst",
+    "SanityCheck",
+    "SanityCheckError",
+    "Scheduler",
     "Step",
     "StepBegin",
     "StepEnd",
     "Stop",
     "StopOnNaN",
     "StopReason",
+    "Throttle",
+    "TimeLimit",
+    "ToDevice",
     "TrainingPhase",
     "ValidationPhase",
     "accuracy",
+    "chain",
+    "constant",
+    "cosine",
     "default_callbacks",
     "for_phases",
+    "linear",
+    "one_cycle",
+    "step",
     "top_k",
+    "warmup",
 ]

@@ -20,7 +20,16 @@ import torch
 if TYPE_CHECKING:
     from weft.train.learner import Learner
 
-__all__ = ["FORMAT", "CheckpointError", "capture", "load", "restore", "save"]
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "capture",
+    "load",
+    "restore",
+    "restore_callbacks",
+    "restore_training",
+    "save",
+]
 
 FORMAT = "weft-checkpoint/1"
 
@@ -49,8 +58,20 @@ def capture(learner: Learner) -> dict[str, Any]:
 
 def restore(learner: Learner, state: dict[str, Any], where: str = "checkpoint") -> None:
     """Load `state` (from `capture`) into `learner`; errors say which part does not fit."""
+    restore_training(learner, state, where)
+    restore_callbacks(learner, state, where)
+
+
+def restore_training(learner: Learner, state: dict[str, Any], where: str = "checkpoint") -> None:
+    """The model, optimizer, counters and data position of `state`."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{where} is not a weft checkpoint (expected format {FORMAT!r})")
+    names = callback_keys(learner.callbacks)
+    if set(state["callbacks"]) != set(names):
+        raise CheckpointError(
+            f"{where} was saved with callbacks {sorted(state['callbacks'])} but the learner has "
+            f"{sorted(names)}; build the learner with the same callbacks to resume"
+        )
     try:
         learner.model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -58,19 +79,21 @@ def restore(learner: Learner, state: dict[str, Any], where: str = "checkpoint") 
             f"{where}: the model does not match the saved weights: {err}"
         ) from None
     learner.optimizer.load_state_dict(state["optimizer"])
-    names = callback_keys(learner.callbacks)
-    saved = state["callbacks"]
-    if set(saved) != set(names):
-        raise CheckpointError(
-            f"{where} was saved with callbacks {sorted(saved)} but the learner has "
-            f"{sorted(names)}; build the learner with the same callbacks to resume"
-        )
-    for key, cb in zip(names, learner.callbacks, strict=True):
-        cb.load_state_dict(_decode(saved[key]))
-    for name, value in _decode(state["cbstate"]).items():
-        setattr(learner.cbstate, name, value)
     learner.progress.load_state_dict(state["progress"])
     learner.load_data_state(_decode(state["data"]))
+
+
+def restore_callbacks(learner: Learner, state: dict[str, Any], where: str = "checkpoint") -> None:
+    """Every callback's state, the shared callback state and the RNG states of `state`.
+
+    A fit resumed mid-epoch applies this after the epoch-begin event, so per-epoch
+    accumulators reset there are restored to their mid-epoch values.
+    """
+    names = callback_keys(learner.callbacks)
+    for key, cb in zip(names, learner.callbacks, strict=True):
+        cb.load_state_dict(_decode(state["callbacks"][key]))
+    for name, value in _decode(state["cbstate"]).items():
+        setattr(learner.cbstate, name, value)
     set_rng_state(state["rng"])
 
 

@@ -126,7 +126,10 @@ def order_callbacks(callbacks: Sequence[Callback]) -> list[Callback]:
             _pair_edges(callbacks, names, accesses, i, j, edges)
     for j, cb in enumerate(callbacks):
         for i, other in enumerate(callbacks):
-            if i != j and _named_in(other, cb.run_after):
+            if i != j and (
+                _named_in(other, cb.run_after)
+                or ("*" in cb.run_after and "*" not in other.run_after)
+            ):
                 edges.setdefault((i, j), f"{names[j]} declares run_after {other.name}")
 
     sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()

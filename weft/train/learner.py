@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from weft.train import checkpoint
 from weft.train.asynchronous import AsyncWorker
+from weft.train.batches import inputs_of, split_batch
 from weft.train.callbacks.base import Callback
 from weft.train.events import EpochBegin, EpochEnd, Event, FitBegin, FitEnd, StepBegin, StepEnd
 from weft.train.graph import order_callbacks
@@ -85,6 +85,7 @@ class Learner:
         self._positions: _Positions | None = None
         self._phase_index = 0
         self._phase_done = False
+        self._pending_restore: tuple[dict[str, Any], str] | None = None
         given = list(callbacks)
         if defaults:
             given += [d for d in default_callbacks() if not any(type(c) is type(d) for c in given)]
@@ -162,6 +163,11 @@ class Learner:
         if self._stop is None:
             self._stop = Stop(reason, message, source)
 
+    @property
+    def stopping(self) -> Stop | None:
+        """The stop requested during this fit (or how it ended, after it ended); None before."""
+        return self._stop
+
     # ---- the loop -------------------------------------------------------------------------
 
     def fit(self, n_epochs: int, *, resume: str | os.PathLike | None = None) -> FitResult:
@@ -195,6 +201,7 @@ class Learner:
                 first_phase = 0
                 if finished and self._phase_index == len(phases) - 1:
                     p.epoch += 1
+                    self._phase_index, self._phase_done, p.batch = 0, False, 0
             if self._stop is None:
                 self._stop = Stop(StopReason.COMPLETED)
             self._use_phase(None)
@@ -206,6 +213,35 @@ class Learner:
             steps=p.step - p.fit_start_step,
         )
 
+    def fit_one_cycle(
+        self,
+        n_epochs: int,
+        lr_max: float,
+        *,
+        momentum: tuple[float, float] = (0.95, 0.85),
+        pct_start: float = 0.25,
+        resume: str | os.PathLike | None = None,
+    ) -> FitResult:
+        """`fit` with a one-cycle schedule: lr rises to `lr_max` over `pct_start` of training
+        and anneals; momentum (Adam's beta1) moves the opposite way between `momentum` values.
+        The scheduler is added for this fit only."""
+        from weft.train.callbacks.scheduler import Scheduler
+        from weft.train.schedules import chain, cosine, one_cycle
+
+        hi, lo = momentum
+        schedules: dict[str, Any] = {"lr": one_cycle(lr_max, pct_start=pct_start)}
+        group = self.optimizer.param_groups[0]
+        if "momentum" in group or "betas" in group:
+            schedules["momentum"] = chain(
+                (pct_start, cosine(hi, lo)), (1 - pct_start, cosine(lo, hi))
+            )
+        scheduler = Scheduler(**schedules)
+        self.add_callback(scheduler)
+        try:
+            return self.fit(n_epochs, resume=resume)
+        finally:
+            self.remove_callback(scheduler)
+
     def epoch(self, phase: Phase, data: Iterable, *, start_batch: int = 0) -> bool:
         """One pass of `phase` over `data`; True when it ran to the end (no stop mid-way)."""
         self._use_phase(phase)
@@ -214,7 +250,13 @@ class Learner:
         p.batch = start_batch
         self._phase_done = False
         self.fire(EpochBegin)
+        if self._pending_restore is not None:
+            state, where = self._pending_restore
+            self._pending_restore = None
+            checkpoint.restore_callbacks(self, state, where)
         batches, positions = self._batches(phase, data)
+        if phase.training:
+            self._positions = positions
         finished = True
         with torch.set_grad_enabled(phase.training):
             for batch in batches:
@@ -226,13 +268,12 @@ class Learner:
                     break
         self._phase_done = finished
         self.fire(EpochEnd)
-        self._positions = None
         return finished
 
     def _run_step(self, phase: Phase, batch: Any) -> None:
         step = self.step
         step.batch = batch
-        step.inputs, step.targets = self._split(batch)
+        step.inputs, step.targets = split_batch(batch, self.batch_keys)
         step.predictions = step.loss = None
         step.update = True
         self.fire(StepBegin)
@@ -245,10 +286,13 @@ class Learner:
 
     def evaluate(self, data: Iterable) -> dict[str, float]:
         """Loss and metrics of the model on `data` (no training; `eval_` metrics, unprefixed)."""
+        p = self.progress
+        saved = (p.batch, self._phase_done)  # evaluating does not move the training position
         with self._session():
             self._stop = None
             self.epoch(EvaluationPhase(), data)
             self._use_phase(None)
+        p.batch, self._phase_done = saved
         metrics = getattr(self.cbstate, "metrics", {}) if "metrics" in vars(self.cbstate) else {}
         prefix = EvaluationPhase.name + "_"
         return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
@@ -262,7 +306,7 @@ class Learner:
         self.model.eval()
         phase = EvaluationPhase()
         batches, _ = self._batches(phase, data)
-        outputs = [self.model(self._inputs_only(batch)) for batch in batches]
+        outputs = [self.model(inputs_of(batch, self.batch_keys)) for batch in batches]
         if not outputs:
             raise ValueError("predict() got no batches from its data")
         if isinstance(outputs[0], torch.Tensor):
@@ -288,40 +332,11 @@ class Learner:
         positions = None
         batches: Iterable = data
         if phase.training and hasattr(data, "state_dict"):
-            positions = self._positions = _Positions(data)
+            positions = _Positions(data)
             batches = positions.produce(data)
         for cb in wrappers:
             batches = cb.wrap_data(batches, phase)
         return batches, positions
-
-    def _split(self, batch: Any) -> tuple[Any, Any]:
-        if isinstance(batch, (tuple, list)):
-            if len(batch) != 2:
-                raise ValueError(
-                    f"a batch must be (inputs, targets) or a dict; got a {type(batch).__name__} "
-                    f"of {len(batch)} items"
-                )
-            x, y = batch
-        elif isinstance(batch, Mapping):
-            kx, ky = self.batch_keys
-            if kx not in batch or ky not in batch:
-                raise ValueError(
-                    f"a dict batch needs keys {kx!r} and {ky!r} (Learner(batch_keys=...)); "
-                    f"this one has {sorted(batch)}"
-                )
-            x, y = batch[kx], batch[ky]
-        else:
-            raise ValueError(
-                f"a batch must be (inputs, targets) or a dict, got {type(batch).__name__}"
-            )
-        return _tensors(x), _tensors(y)
-
-    def _inputs_only(self, batch: Any) -> Any:
-        if isinstance(batch, (tuple, list)) and len(batch) == 2:
-            return _tensors(batch[0])
-        if isinstance(batch, Mapping):
-            return _tensors(batch[self.batch_keys[0]])
-        return _tensors(batch)
 
     def data_state(self) -> dict[str, Any] | None:
         """The training data's position (its `state_dict()`), or None when it has none."""
@@ -340,12 +355,11 @@ class Learner:
     # ---- checkpoints ----------------------------------------------------------------------
 
     def position(self) -> dict[str, int]:
-        """Where a resumed fit continues: phase index and batches already done in it."""
-        if self.phase is None:
-            return {"phase": 0, "batch": 0, "epoch_done": 0}
+        """Where a resumed fit continues: the phase (index in the fit's phases) and the
+        batches already done in it."""
         if self._phase_done:
-            return {"phase": self._phase_index + 1, "batch": 0, "epoch_done": 0}
-        return {"phase": self._phase_index, "batch": self.progress.batch, "epoch_done": 0}
+            return {"phase": self._phase_index + 1, "batch": 0}
+        return {"phase": self._phase_index, "batch": self.progress.batch}
 
     def capture_state(self) -> dict[str, Any]:
         """The full training state (see `weft.train.checkpoint`)."""
@@ -356,24 +370,24 @@ class Learner:
         return checkpoint.save(self.capture_state(), path)
 
     def _resume(self, resume: str | os.PathLike, phases: list) -> tuple[int, int]:
+        """Load a checkpoint; return (phase index, batch) to continue from. Callback states are
+        applied now, or after the epoch-begin event when the fit continues mid-epoch."""
         path = _newest_checkpoint(Path(resume))
         state = checkpoint.load(path)
-        fit_span = (self.progress.fit_epochs,)
-        checkpoint.restore(self, state, where=str(path))
-        if self.progress.fit_epochs != fit_span[0]:
+        n_epochs = self.progress.fit_epochs
+        checkpoint.restore_training(self, state, where=str(path))
+        if self.progress.fit_epochs != n_epochs:
             warnings.warn(
-                f"resuming {path} (saved during fit({self.progress.fit_epochs})) with "
-                f"fit({fit_span[0]}); training runs to epoch "
-                f"{self.progress.fit_start_epoch + fit_span[0]}",
+                f"resuming {path}, saved during fit({self.progress.fit_epochs}), with "
+                f"fit({n_epochs}): training runs to epoch {self.progress.fit_start_epoch + n_epochs}",
                 stacklevel=3,
             )
-            self.progress.fit_epochs = fit_span[0]
-        pos = state["position"]
-        phase_i, batch = int(pos["phase"]), int(pos["batch"])
+            self.progress.fit_epochs = n_epochs
+        phase_i, batch = int(state["position"]["phase"]), int(state["position"]["batch"])
         if phase_i >= len(phases):
             self.progress.epoch += 1
-            return 0, 0
-        if batch and not (phases[phase_i][0].training and state["data"] is not None):
+            phase_i, batch = 0, 0
+        elif batch and not (phases[phase_i][0].training and state["data"] is not None):
             warnings.warn(
                 f"{path} was saved mid-way through a {phases[phase_i][0].name} epoch whose data "
                 f"cannot restore its position (no state_dict()); that pass restarts from its "
@@ -381,6 +395,10 @@ class Learner:
                 stacklevel=3,
             )
             batch = 0
+        if batch:
+            self._pending_restore = (state, str(path))
+        else:
+            checkpoint.restore_callbacks(self, state, where=str(path))
         return phase_i, batch
 
     # ---- sessions -------------------------------------------------------------------------
@@ -488,18 +506,6 @@ def _as_data(data: Any) -> dict[str, Any]:
         "data must be (train, valid) or {'train': ..., 'valid': ...} (valid may be None); "
         f"got {type(data).__name__}"
     )
-
-
-def _tensors(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
-    if isinstance(x, (tuple, list)):
-        return type(x)(_tensors(v) for v in x)
-    if isinstance(x, Mapping):
-        return {k: _tensors(v) for k, v in x.items()}
-    return x
 
 
 def _newest_checkpoint(path: Path) -> Path:

@@ -5,7 +5,8 @@ view where declared paths are reachable and everything else raises `AccessError`
 callback and the field. READ hands out read-only views of mappings and sequences; tensors,
 modules and optimizers cannot be made read-only in PyTorch, so a READ of them returns the object
 itself (an in-place change to a READ tensor is not detected). `phase` and `progress` are always
-readable; `request_stop` and `fire` are always callable.
+readable, and so are `stopping` (the stop requested, or None) and `batch_keys`;
+`request_stop` and `fire` are always callable.
 
 Checks cost a property call per access (measured in `benchmarks/loop.py`); turn them off with
 `Learner(..., check_access=False)`, which hands callbacks the learner itself.
@@ -284,6 +285,8 @@ def make_view(learner: Any, owner: str, access: Mapping[str, Access]) -> Any:
     extras = {
         "phase": property(lambda self: self._t.phase),
         "progress": property(lambda self: self._t.progress),
+        "stopping": property(lambda self: self._t.stopping),
+        "batch_keys": property(lambda self: self._t.batch_keys),
         "request_stop": request_stop,
         "capture_state": capture_state,
         "fire": lambda self, event: self._t.fire(event),

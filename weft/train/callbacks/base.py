@@ -12,7 +12,8 @@ A callback is an object with:
   `on_epoch_begin`...; see `weft.train.events`). `learner` is a view that allows exactly the
   declared access and raises `AccessError` otherwise. Limit a handler to phases with
   `@for_phases(TrainingPhase)`.
-- optional `run_after = (OtherCallback, "Name")`: run after those callbacks when present.
+- optional `run_after = (OtherCallback, "Name")`: run after those callbacks when present;
+  `("*",)` runs after every callback that does not say so itself (Checkpointer does this).
 - optional `resolve(self, other) -> Resolution | None`: how to order against a callback that
   writes the same state (`RunFirst(self)`, `NO_CONFLICT`, `Incompatible("why")`). Defining it
   on one side is enough; None means "no opinion".
