@@ -236,6 +236,91 @@ CASES = {
          "two": ints(2)},
         {"y": (F32, 3)}, 13,
     ),
+    "resize_nearest_scales": (
+        [node("Resize", ["x", "", "scales"], mode="nearest",
+              coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
+        {"x": rand(2, 3, 4, 5)}, {"scales": np.array([1, 1, 2, 3], np.float32)},
+        {"y": (F32, 4)}, 13,
+    ),
+    "resize_linear_sizes_from_shape": (
+        [
+            node("Shape", ["x"], ["s"]),
+            node("Mul", ["s", "factor"], ["sizes"]),
+            node("Resize", ["x", "", "", "sizes"], mode="linear",
+                 coordinate_transformation_mode="half_pixel"),
+        ],
+        {"x": rand(2, 3, 4, 5)}, {"factor": ints(1, 1, 2, 2)}, {"y": (F32, 4)}, 19,
+    ),
+    "resize_cubic_align_corners": (
+        [node("Resize", ["x", "", "scales"], mode="cubic",
+              coordinate_transformation_mode="align_corners")],
+        {"x": rand(1, 2, 4, 4)}, {"scales": np.array([1, 1, 2, 2], np.float32)},
+        {"y": (F32, 4)}, 13,
+    ),
+    "pad_constant_reflect_edge": (
+        [
+            node("Pad", ["x", "p1", "fill"], ["a"]),
+            node("Pad", ["a", "p2"], ["b"], mode="reflect"),
+            node("Pad", ["b", "p3"], mode="edge"),
+        ],
+        {"x": rand(2, 3, 4, 4)},
+        {"p1": ints(0, 0, 1, 0, 0, 0, 2, 1), "fill": np.array(0.5, np.float32),
+         "p2": ints(0, 0, 2, 1, 0, 0, 1, 2), "p3": ints(0, 0, 0, 3, 0, 0, 0, 0)},
+        {"y": (F32, 4)}, 13,
+    ),
+    "tile_trilu_cumsum_argmax": (
+        [
+            node("Tile", ["x", "reps"], ["t"]),
+            node("Trilu", ["t", "k"], ["l"], upper=0),
+            node("CumSum", ["l", "axis"], ["c"], exclusive=1, reverse=1),
+            node("ArgMax", ["c"], ["am"], axis=1, keepdims=1),
+            node("Cast", ["am"], ["amf"], to=F32),
+            node("Add", ["c", "amf"], ["y"]),
+        ],
+        {"x": rand(3, 4)}, {"reps": ints(2, 1), "k": np.array(1, np.int64),
+                            "axis": np.array(1, np.int64)},
+        {"y": (F32, 2)}, 14,
+    ),
+    "more_activations": (
+        [
+            node("HardSigmoid", ["x"], ["a"], alpha=0.3, beta=0.4),
+            node("HardSwish", ["x"], ["b"]),
+            node("Softplus", ["x"], ["c"]),
+            node("Sin", ["a"], ["d"]),
+            node("Cos", ["b"], ["e"]),
+            node("Floor", ["c"], ["f"]),
+            node("Ceil", ["x"], ["g"]),
+            node("Add", ["d", "e"], ["de"]),
+            node("Add", ["f", "g"], ["fg"]),
+            node("Add", ["de", "fg"], ["y"]),
+        ],
+        {"x": rand(3, 5) * 4}, {}, {"y": (F32, 2)}, 14,
+    ),
+    "logic_and_comparisons": (
+        [
+            node("LessOrEqual", ["x", "zero"], ["le"]),
+            node("GreaterOrEqual", ["x", "minus"], ["ge"]),
+            node("And", ["le", "ge"], ["both"]),
+            node("Or", ["le", "ge"], ["either"]),
+            node("Xor", ["both", "either"], ["one"]),
+            node("Where", ["one", "x", "zero"]),
+        ],
+        {"x": rand(4, 5)},
+        {"zero": np.array(0.0, np.float32), "minus": np.array(-0.5, np.float32)},
+        {"y": (F32, 2)}, 16,
+    ),
+    "range_over_dynamic_length": (
+        [
+            node("Shape", ["x"], ["s"], start=1, end=2),
+            node("Squeeze", ["s", "zero_axis"], ["n"]),
+            node("Range", ["start", "n", "step"], ["r"]),
+            node("Cast", ["r"], ["rf"], to=F32),
+            node("Add", ["x", "rf"], ["y"]),
+        ],
+        {"x": rand(3, 6)},
+        {"zero_axis": ints(0), "start": np.array(0, np.int64), "step": np.array(1, np.int64)},
+        {"y": (F32, 2)}, 15,
+    ),
 }  # fmt: skip
 
 
@@ -356,3 +441,11 @@ def test_tensors_the_graph_creates_follow_the_input_device(case, tmp_path):
     module = weft.onnx.load(_model_file(case, tmp_path)).to("meta")
     inputs = [torch.from_numpy(a).to("meta") for a in CASES[case][1].values()]
     assert module(*inputs).device.type == "meta"
+
+
+def test_initializers_read_as_settings_are_not_weights(tmp_path):
+    # Resize scales and Pad values are float tensors of several elements, but not weights.
+    for case in ("resize_nearest_scales", "pad_constant_reflect_edge"):
+        assert list(weft.onnx.load(_model_file(case, tmp_path)).parameters()) == []
+    conv = weft.onnx.load(_model_file("conv_transpose", tmp_path))
+    assert sorted(n for n, _ in conv.named_parameters()) == ["b", "w"]

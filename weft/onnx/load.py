@@ -4,7 +4,8 @@ The file is parsed and passed through `onnx.checker` first; nothing in it is exe
 interpreted by the converters in `weft.onnx.ops`. Initializers become:
 
 - Parameters: floating-point with more than one element, or feeding a layer's weight slot
-  (Conv, ConvTranspose, Gemm, MatMul, normalisation scale and bias),
+  (Conv, ConvTranspose, Gemm, MatMul, normalisation scale and bias), unless an op reads it
+  as a setting (Resize scales, Pad value, Clip bounds: see `Op.settings`),
 - persistent buffers: BatchNormalization running mean and variance,
 - constants: everything else (shapes, axes, scalar scales), folded at load time together with
   every node whose inputs are all constant.
@@ -159,18 +160,19 @@ def _check_supported(nodes: list[Any], opset: int, path: Path) -> None:
 
 def trainable_names(model: Any) -> list[str]:
     """Initializers that `load` turns into Parameters (see the module docstring for the rule)."""
-    statistics, layer_inputs = set(), set()
+    fixed, layer_inputs = set(), set()  # never trainable / trainable even when tiny
     for node in model.graph.node:
+        op = OPS.get(node.op_type)
         for i, name in enumerate(node.input):
-            if (node.op_type, i) in _STATISTICS:
-                statistics.add(name)
+            if (node.op_type, i) in _STATISTICS or (op is not None and i in op.settings):
+                fixed.add(name)
             elif (node.op_type, i) in _LAYER_WEIGHTS:
                 layer_inputs.add(name)
     return [
         init.name
         for init in model.graph.initializer
         if init.data_type in (1, 10, 11, 16)  # float, float16, double, bfloat16
-        and init.name not in statistics
+        and init.name not in fixed
         and len(init.dims) >= 1
         and (int(np.prod(init.dims)) > 1 or init.name in layer_inputs)
     ]
@@ -375,7 +377,7 @@ def _convert(
             return None
         shape_values[node.output[0]] = value
         return Step(node.op_type, node.name, node.input, node.output, shape_fn, const_slots, True)
-    static = {i: v for i, v in const_slots.items() if i in op.int_inputs}
+    static = {i: v for i, v in const_slots.items() if i in op.settings}
     if node.op_type == "Reshape":
         _note_reshape(node, consts, shape_values, shapes)
     return Step(
@@ -386,5 +388,5 @@ def _convert(
         op.build(spec),
         static,
         False,
-        op.int_inputs,
+        op.settings,
     )

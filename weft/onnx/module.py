@@ -27,7 +27,8 @@ class Step(nn.Module):
 
     `static` holds the load-time constants passed as numpy values (all constants of a shape
     step, the integer-list slots of a tensor step); other constants come from the table as
-    buffers. A tensor step gets shape values (numpy) as tensors, except in `int_inputs`.
+    buffers. A tensor step gets shape values (numpy) as tensors, except in `settings`
+    (see `weft.onnx.ops.Op`).
     """
 
     def __init__(
@@ -39,13 +40,13 @@ class Step(nn.Module):
         fn: Callable[..., Any],
         static: dict[int, np.ndarray],
         shape_step: bool,
-        int_inputs: Sequence[int] = (),
+        settings: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.op_type, self.node_name = op_type, name
         self.inputs, self.outputs = list(inputs), list(outputs)
         self.static, self.shape_step = static, shape_step
-        self.int_inputs = frozenset(int_inputs)
+        self.settings = frozenset(settings)
         if isinstance(fn, nn.Module):
             self.op = fn  # a child, so .train()/.eval() reach it (BatchNorm, Dropout)
         else:
@@ -58,7 +59,7 @@ class Step(nn.Module):
                 args.append(self.static[i])
             elif not name:
                 args.append(None)  # an optional input left empty
-            elif self.shape_step or i in self.int_inputs:
+            elif self.shape_step or i in self.settings:
                 args.append(values[name])
             else:
                 args.append(to_tensor(values[name]))

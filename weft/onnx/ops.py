@@ -72,13 +72,14 @@ class NodeSpec:
 class Op:
     """A converter: `build` makes the tensor function; `shape` (optional) the numpy one.
 
-    `int_inputs` are input slots read as integer lists (shapes, axes, starts): at runtime they
-    arrive as-is instead of being turned into tensors.
+    `settings` are input slots that configure the op (shapes, axes, starts, scales, ratios):
+    an initializer there is never a weight, and at run time a setting arrives as it is (a
+    shape value stays Python ints) instead of being turned into a tensor.
     """
 
     build: Callable[[NodeSpec], Callable[..., Any]]
     shape: Callable[[NodeSpec], Callable[..., Any] | None] | None = None
-    int_inputs: tuple[int, ...] = ()
+    settings: tuple[int, ...] = ()
 
 
 OPS: dict[str, Op] = {}
@@ -88,10 +89,10 @@ def register(
     op_type: str,
     build: Callable[[NodeSpec], Callable[..., Any]],
     shape: Callable[[NodeSpec], Callable[..., Any] | None] | None = None,
-    int_inputs: Sequence[int] = (),
+    settings: Sequence[int] = (),
 ) -> None:
     """Add (or replace) the converter for `op_type` in the default ONNX domain."""
-    OPS[op_type] = Op(build, shape, tuple(int_inputs))
+    OPS[op_type] = Op(build, shape, tuple(settings))
 
 
 def supported_ops() -> list[str]:
@@ -142,6 +143,11 @@ def _prod(values: Sequence[Any]) -> Any:
 # ---- elementwise -------------------------------------------------------------------------
 
 
+def _bound(value: Any) -> Any:
+    """A constant bound as a Python number; a tensor bound stays a tensor."""
+    return value.item() if isinstance(value, np.ndarray) else value
+
+
 def _unary(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[NodeSpec], Callable]:
     return lambda node: fn
 
@@ -181,7 +187,11 @@ register("Where", _unary(torch.where), lambda node: lambda c, a, b: np.where(c, 
 register("Not", _unary(torch.logical_not))
 register("Min", _unary(lambda *xs: reduce(torch.minimum, xs)))
 register("Max", _unary(lambda *xs: reduce(torch.maximum, xs)))
-register("Clip", _unary(lambda x, lo=None, hi=None: torch.clamp(x, lo, hi)))
+register(
+    "Clip",
+    _unary(lambda x, lo=None, hi=None: torch.clamp(x, _bound(lo), _bound(hi))),
+    settings=[1, 2],
+)
 for _name, _fn in [
     ("Sqrt", torch.sqrt),
     ("Erf", torch.erf),
@@ -193,8 +203,23 @@ for _name, _fn in [
     ("Relu", F.relu),
     ("Sigmoid", torch.sigmoid),
     ("Tanh", torch.tanh),
+    ("Sin", torch.sin),
+    ("Cos", torch.cos),
+    ("Floor", torch.floor),
+    ("Ceil", torch.ceil),
+    ("Softplus", F.softplus),
+    ("HardSwish", F.hardswish),
+    ("And", torch.logical_and),
+    ("Or", torch.logical_or),
+    ("Xor", torch.logical_xor),
+    ("LessOrEqual", torch.le),
+    ("GreaterOrEqual", torch.ge),
 ]:
     register(_name, _unary(_fn))
+register(
+    "HardSigmoid",
+    lambda node: lambda x: torch.clamp(node.attr("alpha", 0.2) * x + node.attr("beta", 0.5), 0, 1),
+)
 register("Identity", _unary(lambda x: x), lambda node: lambda x: x)
 register("LeakyRelu", lambda node: lambda x: F.leaky_relu(x, node.attr("alpha", 0.01)))
 register("Gelu", lambda node: lambda x: F.gelu(x, approximate=node.attr("approximate", "none")))
@@ -400,7 +425,7 @@ def _dropout(node: NodeSpec) -> Callable:
     return Dropout(0.5 if ratio is None else float(ratio))
 
 
-register("Dropout", _dropout)
+register("Dropout", _dropout, settings=[1, 2])
 
 
 # ---- reductions --------------------------------------------------------------------------
@@ -421,10 +446,10 @@ def _reduce(fn: Callable[..., torch.Tensor]) -> Callable[[NodeSpec], Callable]:
     return build
 
 
-register("ReduceMean", _reduce(torch.mean), int_inputs=[1])
-register("ReduceSum", _reduce(torch.sum), int_inputs=[1])
-register("ReduceMax", _reduce(torch.amax), int_inputs=[1])
-register("ReduceMin", _reduce(torch.amin), int_inputs=[1])
+register("ReduceMean", _reduce(torch.mean), settings=[1])
+register("ReduceSum", _reduce(torch.sum), settings=[1])
+register("ReduceMax", _reduce(torch.amax), settings=[1])
+register("ReduceMin", _reduce(torch.amin), settings=[1])
 
 
 # ---- shapes and indexing -----------------------------------------------------------------
@@ -614,22 +639,137 @@ def _constant_of_shape(node: NodeSpec) -> Callable:
     return lambda shape: torch.full(int_list(shape), fill[0].item(), dtype=dtype)
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d constant, shape value or tensor as a Python number (a SymInt stays one)."""
+    item = value.item() if isinstance(value, (np.ndarray, torch.Tensor)) else value
+    return item.item() if isinstance(item, np.generic) else item
+
+
 def _range(node: NodeSpec) -> Callable:
-    return lambda start, limit, delta: torch.arange(start, limit, delta)
+    return lambda start, limit, delta: torch.arange(_scalar(start), _scalar(limit), _scalar(delta))
+
+
+def _tile(node: NodeSpec) -> Callable:
+    repeats_of = _static_or_runtime(node, 1)
+    return lambda x, repeats: x.repeat(repeats_of(repeats))
+
+
+def _trilu(node: NodeSpec) -> Callable:
+    triangle = torch.triu if node.attr("upper", 1) else torch.tril
+    return lambda x, k=None: triangle(x, 0 if k is None else int(_scalar(k)))
+
+
+def _cumsum(node: NodeSpec) -> Callable:
+    exclusive, reverse = node.attr("exclusive", 0), node.attr("reverse", 0)
+
+    def run(x: torch.Tensor, axis: Any) -> torch.Tensor:
+        dim = int(_scalar(axis))
+        if reverse:
+            x = x.flip(dim)
+        y = x.cumsum(dim)
+        if exclusive:
+            y = y - x
+        return y.flip(dim) if reverse else y
+
+    return run
+
+
+def _arg(fn: Callable[..., torch.Tensor]) -> Callable[[NodeSpec], Callable]:
+    def build(node: NodeSpec) -> Callable:
+        if node.attr("select_last_index", 0):
+            raise NotImplementedError("select_last_index=1 is not supported")
+        axis, keep = node.attr("axis", 0), bool(node.attr("keepdims", 1))
+        return lambda x: fn(x, axis, keep)
+
+    return build
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
+
+
+def _pad(node: NodeSpec) -> Callable:
+    mode = node.attr("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"mode={mode} is not supported")
+    pads_of = _static_or_runtime(node, 1)
+    axes_of = _static_or_runtime(node, 3) if node.has_input(3) else None
+
+    def run(x: torch.Tensor, pads: Any, value: Any = None, axes: Any = None) -> torch.Tensor:
+        listed = pads_of(pads)
+        dims = [_norm(a, x.dim()) for a in axes_of(axes)] if axes_of else list(range(x.dim()))
+        begin, end = [0] * x.dim(), [0] * x.dim()
+        for i, d in enumerate(dims):
+            begin[d], end[d] = listed[i], listed[i + len(dims)]
+        torch_pads = _torch_pad(begin, end)
+        if mode == "constant":
+            return F.pad(x, torch_pads, "constant", 0.0 if value is None else _scalar(value))
+        # torch reflects and replicates the trailing (spatial) axes only
+        kept = 2 * max(x.dim() - 2, 1)
+        if any(p != 0 for p in torch_pads[kept:]):
+            raise NotImplementedError(f"{mode} padding of the batch or channel axis")
+        return F.pad(x, torch_pads[:kept], _PAD_MODES[mode])
+
+    return run
 
 
 register("Shape", _shape, _shape_shape)
-register("Reshape", _reshape, _reshape_shape, int_inputs=[1])
+register("Reshape", _reshape, _reshape_shape, settings=[1])
 register("Flatten", _flatten)
 register("Transpose", _transpose)
 register("Concat", _concat, _concat_shape)
-register("Split", _split, int_inputs=[1])
-register("Slice", _slice, _slice_shape, int_inputs=[1, 2, 3, 4])
+register("Split", _split, settings=[1])
+register("Slice", _slice, _slice_shape, settings=[1, 2, 3, 4])
 register("Gather", _gather, _gather_shape)
-register("Unsqueeze", _unsqueeze, _unsqueeze_shape, int_inputs=[1])
-register("Squeeze", _squeeze, _squeeze_shape, int_inputs=[1])
-register("Expand", _expand, int_inputs=[1])
-register("ConstantOfShape", _constant_of_shape, int_inputs=[0])
-register("Range", _range)
+register("Unsqueeze", _unsqueeze, _unsqueeze_shape, settings=[1])
+register("Squeeze", _squeeze, _squeeze_shape, settings=[1])
+register("Expand", _expand, settings=[1])
+register("ConstantOfShape", _constant_of_shape, settings=[0])
+
+
+def _resize(node: NodeSpec) -> Callable:
+    mode = node.attr("mode", "nearest")
+    transform = node.attr("coordinate_transformation_mode", "half_pixel")
+    if node.attr("antialias", 0) or "axes" in node.attrs:
+        raise NotImplementedError("antialias and axes are not supported")
+    if mode == "nearest":
+        if transform != "asymmetric" or node.attr("nearest_mode", "round_prefer_floor") != "floor":
+            raise NotImplementedError(
+                "nearest mode is supported with asymmetric coordinates and floor rounding "
+                "(what torch exports), not " + f"{transform}/{node.attr('nearest_mode')}"
+            )
+        options: dict[str, Any] = {"mode": "nearest"}
+    elif mode in ("linear", "cubic") and transform in ("half_pixel", "pytorch_half_pixel"):
+        options = {"align_corners": False}
+    elif mode in ("linear", "cubic") and transform == "align_corners":
+        options = {"align_corners": True}
+    else:
+        raise NotImplementedError(f"mode={mode} with {transform} coordinates is not supported")
+    if mode == "cubic" and node.attr("cubic_coeff_a", -0.75) != -0.75:
+        raise NotImplementedError("cubic_coeff_a other than -0.75 (torch's) is not supported")
+    scales = node.const(2) if node.has_input(2) else None
+    if scales is not None and scales.size == 0:
+        scales = None
+
+    def run(x: torch.Tensor, roi: Any = None, _scales: Any = None, sizes: Any = None) -> Any:
+        spatial = x.dim() - 2
+        if mode != "nearest":
+            interpolation = {1: "linear", 2: "bilinear", 3: "trilinear"}[spatial]
+            options["mode"] = "bicubic" if mode == "cubic" else interpolation
+        if scales is not None:
+            factors = [float(f) for f in scales.reshape(-1)[2:]]
+            return F.interpolate(x, scale_factor=factors, **options)
+        return F.interpolate(x, size=int_list(sizes)[2:], **options)
+
+    return run
+
+
+register("Resize", _resize, settings=[1, 2, 3])
+register("Range", _range, settings=[0, 1, 2])
+register("Tile", _tile, settings=[1])
+register("Trilu", _trilu, settings=[1])
+register("CumSum", _cumsum, settings=[1])
+register("ArgMax", _arg(torch.argmax))
+register("ArgMin", _arg(torch.argmin))
+register("Pad", _pad, settings=[1, 2, 3])
 # Constant has no inputs, so the loader always folds it at load time (see load.py).
 register("Constant", _unary(None))
