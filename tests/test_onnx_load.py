@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import weft.onnx
@@ -347,3 +347,26 @@ def test_opset_above_20_loads_with_a_warning(tmp_path):
     torch.testing.assert_close(
         module(torch.tensor([[-1.0, 2.0, 0.5]] * 2)), torch.tensor([[0.0, 2.0, 0.5]] * 2)
     )
+
+
+def test_external_data_loads_but_may_not_leave_the_model_folder(tmp_path):
+    weight = numpy_helper.from_array(np.random.default_rng(0).random((4, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "m.onnx"), save_as_external_data=True, location="m.data",
+              size_threshold=0)  # fmt: skip
+    module = weft.onnx.load(tmp_path / "m.onnx")
+    torch.testing.assert_close(module.w.detach(), torch.tensor(numpy_helper.to_array(weight)))
+    evil = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
+    for entry in evil.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../../etc/passwd"
+    onnx.save(evil, str(tmp_path / "evil.onnx"))
+    with pytest.raises(OnnxImportError, match=r"evil.onnx fails the ONNX checker.*outside"):
+        weft.onnx.load(tmp_path / "evil.onnx")
