@@ -296,13 +296,15 @@ def test_unhandled_attribute_names_the_node(tmp_path):
         tmp_path / "pad.onnx",
         [
             helper.make_node(
-                "MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], auto_pad="SAME_UPPER"
+                "AveragePool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], auto_pad="SAME_UPPER"
             )
         ],
         inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
     )
     with pytest.raises(
-        OnnxImportError, match=r"node 'pool' \(MaxPool, opset 17\).*auto_pad=SAME_UPPER"
+        OnnxImportError,
+        match=r"node 'pool' \(AveragePool, opset 17\) in .*pad.onnx: dilated or auto_pad=SAME_\* "
+        "AveragePool is not supported",
     ):
         weft.onnx.load(path)
 

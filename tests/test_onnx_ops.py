@@ -57,6 +57,13 @@ CASES = {
         [node("Conv", ["x", "w"], dilations=[2], pads=[2, 2])],
         {"x": rand(2, 3, 9)}, {"w": rand(4, 3, 3)}, {"y": (F32, 3)}, 13,
     ),
+    "conv_and_max_pool_auto_pad_same": (
+        [
+            node("Conv", ["x", "w"], ["c"], auto_pad="SAME_UPPER", strides=[2, 2]),
+            node("MaxPool", ["c"], kernel_shape=[3, 2], auto_pad="SAME_LOWER", strides=[1, 2]),
+        ],
+        {"x": rand(2, 3, 7, 8)}, {"w": rand(4, 3, 3, 3)}, {"y": (F32, 4)}, 13,
+    ),
     "gemm_transposes_alpha_beta": (
         [node("Gemm", ["a", "w", "c"], transA=1, alpha=0.5, beta=2.0)],
         {"a": rand(4, 2)}, {"w": rand(4, 3), "c": rand(3)}, {"y": (F32, 2)}, 13,

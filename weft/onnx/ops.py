@@ -267,19 +267,34 @@ register("MatMul", _unary(torch.matmul))
 
 
 def _spatial(node: NodeSpec, rank: int) -> dict[str, Any]:
-    """Stride, dilation and padding attributes common to Conv and the pools."""
+    """Stride, dilation and padding attributes common to Conv and the pools.
+
+    `same` is "SAME_UPPER"/"SAME_LOWER" when pads depend on the input size (then computed at
+    run time by `_same_pads`), else None with the pads in `begin`/`end`.
+    """
     auto_pad = node.attr("auto_pad", "NOTSET")
-    if isinstance(auto_pad, bytes):
-        auto_pad = auto_pad.decode()
-    pads = list(node.attr("pads", [0] * 2 * rank))
-    if auto_pad not in ("NOTSET", "VALID"):
-        raise NotImplementedError(f"auto_pad={auto_pad} is not supported; export with pads")
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise NotImplementedError(f"auto_pad={auto_pad} is not supported")
+    pads = list(node.attr("pads", [0] * 2 * rank)) if auto_pad == "NOTSET" else [0] * 2 * rank
     return {
         "stride": list(node.attr("strides", [1] * rank)),
         "dilation": list(node.attr("dilations", [1] * rank)),
-        "begin": pads[:rank] if auto_pad == "NOTSET" else [0] * rank,
-        "end": pads[rank:] if auto_pad == "NOTSET" else [0] * rank,
+        "begin": pads[:rank],
+        "end": pads[rank:],
+        "same": auto_pad if auto_pad.startswith("SAME") else None,
     }
+
+
+def _same_pads(s: dict[str, Any], sizes: Sequence[int], kernel: Sequence[int]) -> list[int]:
+    """F.pad amounts that make the output size ceil(input / stride), as auto_pad=SAME_* asks;
+    the odd pixel goes at the end for SAME_UPPER, at the start for SAME_LOWER."""
+    begin, end = [], []
+    for n, k, stride, d in zip(sizes, kernel, s["stride"], s["dilation"], strict=True):
+        total = max((-(-n // stride) - 1) * stride + (k - 1) * d + 1 - n, 0)
+        small = total // 2
+        begin.append(small if s["same"] == "SAME_UPPER" else total - small)
+        end.append(total - begin[-1])
+    return _torch_pad(begin, end)
 
 
 def _torch_pad(begin: list[int], end: list[int]) -> list[int]:
@@ -304,7 +319,9 @@ def _conv(node: NodeSpec) -> Callable:
         padding, pre_pad = 0, _torch_pad(s["begin"], s["end"])
 
     def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        if pre_pad is not None:
+        if s["same"]:
+            x = F.pad(x, _same_pads(s, x.shape[2:], w.shape[2:]))
+        elif pre_pad is not None:
             x = F.pad(x, pre_pad)
         return conv(x, w, b, s["stride"], padding, s["dilation"], group)
 
@@ -314,8 +331,8 @@ def _conv(node: NodeSpec) -> Callable:
 def _conv_transpose(node: NodeSpec) -> Callable:
     rank = _kernel_rank(node)
     s, group = _spatial(node, rank), node.attr("group", 1)
-    if "output_shape" in node.attrs:
-        raise NotImplementedError("output_shape is not supported; export with pads")
+    if "output_shape" in node.attrs or s["same"]:
+        raise NotImplementedError("output_shape and auto_pad=SAME_* are not supported")
     conv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[rank]
     out_pad = list(node.attr("output_padding", [0] * rank))
     symmetric = s["begin"] == s["end"]
@@ -349,9 +366,14 @@ def _pool(node: NodeSpec, kind: str) -> Callable:
         raise NotImplementedError(f"asymmetric pads {s['begin'] + s['end']} are not supported")
     if kind == "max":
         pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[rank]
+        if s["same"]:
+            return lambda x: pool(
+                F.pad(x, _same_pads(s, x.shape[2:], kernel), value=-math.inf),
+                kernel, s["stride"], 0, s["dilation"], ceil,
+            )  # fmt: skip
         return lambda x: pool(x, kernel, s["stride"], s["begin"], s["dilation"], ceil)
-    if any(d != 1 for d in s["dilation"]):
-        raise NotImplementedError("dilated AveragePool is not supported")
+    if any(d != 1 for d in s["dilation"]) or s["same"]:
+        raise NotImplementedError("dilated or auto_pad=SAME_* AveragePool is not supported")
     pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[rank]
     include_pad = bool(node.attr("count_include_pad", 0))
     return lambda x: pool(x, kernel, s["stride"], s["begin"], ceil, include_pad)
