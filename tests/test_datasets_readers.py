@@ -339,3 +339,15 @@ def test_coco_real(shared_data):
         assert s["keypoints"].shape == (len(s["labels"]), 17, 3)
         h, w = s["image"].shape[:2]
         assert (s["boxes"][:, 2] <= w + 1).all() and (s["boxes"][:, 3] <= h + 1).all()
+
+
+@pytest.mark.parametrize("parallel", ["thread", "process"])
+def test_loader_names_the_corrupt_file(tmp_path, parallel):
+    from weft.data import DataLoader
+
+    tree = {k: png(v) for k, v in image_tree().items()}
+    tree["cat/1.png"] = b"garbage"
+    data = ImageFolder(write_zip(tmp_path / "c.zip", tree))
+    with pytest.raises(DataError, match=r"sample 1 \(.*c\.zip:cat/1\.png\) failed in loader"):
+        for _ in DataLoader(data, 4, parallel=parallel, workers=1):
+            pass
