@@ -128,8 +128,11 @@ class OnnxModule(nn.Module):
         values: dict[str, Any] = {name: getattr(o, a) for name, (o, a) in self._sources.items()}
         values.update(zip(self.input_names, inputs, strict=True))
         # Tensors the graph creates (ConstantOfShape, Range, shape values) go where the
-        # inputs are, so the module runs on any device it is moved to.
-        with torch.device(inputs[0].device) if inputs else contextlib.nullcontext():
+        # inputs are, so the module runs on any device it is moved to. The context costs
+        # time on every torch call, so it is entered only when it changes something.
+        device = inputs[0].device if inputs else None
+        moved = device is not None and device != torch.get_default_device()
+        with torch.device(device) if moved else contextlib.nullcontext():
             for step in self.steps:
                 step(values)
             outputs = tuple(to_tensor(values[name]) for name in self.output_names)
