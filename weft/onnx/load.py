@@ -11,6 +11,11 @@ interpreted by the converters in `weft.onnx.ops`. Initializers become:
   every node whose inputs are all constant.
 
 Values computed from input sizes (`Shape` and the arithmetic on it) run as Python ints.
+
+Exporters store equal-valued tensors once. The legacy exporter aliases the copies with
+`Identity`, which `load` undoes; the dynamo exporter's optimizer points every user at one
+initializer, which `load` cannot tell from deliberate weight tying, so such weights stay
+shared. This only bites untrained models (fresh LayerNorm scales, zero biases).
 """
 
 from __future__ import annotations
