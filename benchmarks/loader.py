@@ -100,7 +100,7 @@ def weft_epochs(
     loader = DataLoader(data, BATCH, shuffle=True, workers=workers, parallel=parallel)
 
     def epoch() -> int:
-        return sum(len(x.clone() if copy else x) for x, _ in prefetch(loader, "cpu"))
+        return sum(len(x.numpy().copy() if copy else x) for x, _ in prefetch(loader, "cpu"))
 
     return epoch
 

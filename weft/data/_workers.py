@@ -115,7 +115,11 @@ class ProcessWorkers:
         w = min(range(len(self.pipes)), key=lambda i: len(self.queued[i]))
         slot = self.pool.acquire() if self.pool is not None else None
         self.queued[w].append((task, k, epoch, slot))
-        self.pipes[w].send(("task", task, k, seed, epoch, slot))
+        try:
+            self.pipes[w].send(("task", task, k, seed, epoch, slot))
+        except OSError:  # the worker is gone; name the batch it held, not this one
+            self.queued[w].pop()
+            raise self._died(w) from None
 
     def pending(self) -> int:
         return sum(len(q) for q in self.queued)

@@ -29,12 +29,14 @@ class Loader:
     """Iterate `batches` (any container; each observation is one batch, typically a
     `batchview`) one epoch per `iter()`, with `workers` threads or processes.
 
-    - Batches come in order (`in_order=False`: as they are ready); at most `workers * prefetch`
-      are in flight. Process workers persist across epochs and hand batches over in shared
-      memory; close them with `close()` or a `with` block (they also go when the loader does).
-    - Each finished epoch advances `epoch`; `set_epoch(e)` picks one. `state_dict()` taken
-      mid-epoch and given to `load_state_dict()` makes the next `iter()` resume at exactly the
-      next batch.
+    - `workers=0` computes batches in this process. Batches come in order (`in_order=False`:
+      as they are ready); at most `workers * prefetch` are in flight. Process workers persist
+      across epochs and hand batches over in shared memory without a copy (a batch's slot is
+      reused once the batch is garbage); stop them with `close()` or a `with` block (they also
+      go with the loader).
+    - Each finished epoch advances `epoch`; `set_epoch(e)` picks one; an epoch left unfinished
+      runs again from its start. `state_dict()` taken mid-epoch and given to
+      `load_state_dict()` makes the next `iter()` resume at exactly the next batch.
     - A failing batch raises in this process, naming the batch, the sample and its file, with
       the original traceback; a worker killed by the OS raises `WorkerDiedError`.
 
@@ -147,6 +149,7 @@ class Loader:
         submitted = 0
         try:
             for position in range(len(todo)):
+                self._check_current(generation)
                 while submitted < len(todo) and len(in_flight) + len(ready) < capacity:
                     task = next(self._tasks)
                     in_flight[task] = todo[submitted]
@@ -161,7 +164,6 @@ class Loader:
                 ok, batch = ready.pop(k)
                 if not ok:
                     raise batch.error() from batch.exception
-                self._check_current(generation)
                 self._progress.mark(k)
                 yield batch
         except (KeyboardInterrupt, WorkerDiedError):
@@ -196,8 +198,8 @@ class Loader:
     def _check_current(self, generation: int) -> None:
         if generation != self._generation:
             raise RuntimeError(
-                "this Loader iterator was superseded by a newer iter() of the same loader; a "
-                "Loader runs one epoch at a time"
+                "this Loader iterator was superseded by a newer iter() or a close() of its "
+                "loader; a Loader runs one epoch at a time"
             )
 
     def _finish(self, generation: int) -> None:
@@ -209,6 +211,7 @@ class Loader:
 
     def close(self) -> None:
         """Stop the workers and free their shared memory; iterating again restarts them."""
+        self._generation += 1  # an iterator still open would wait on workers that are gone
         if self._closer is not None:
             self._closer()
         self._pool = self._closer = None
