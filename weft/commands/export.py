@@ -88,6 +88,14 @@ def _state_dict(path: Path) -> dict[str, Any]:
     )
 
 
+def _first_lines(error: Exception, n: int = 2, width: int = 160) -> str:
+    """torch's state-dict mismatch lists every key; the first few lines tell the story."""
+    lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    shown = [line if len(line) <= width else line[: width - 3] + "..." for line in lines[:n]]
+    more = f"; and {len(lines) - n} more" if len(lines) > n else ""
+    return "; ".join(shown) + more
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -109,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
             model.load_state_dict(state)
         except RuntimeError as error:
             raise ValueError(
-                f"{args.checkpoint} does not fit model {args.model!r}: {error}; pass the "
-                "--model and --model-arg the checkpoint was trained with"
+                f"{args.checkpoint} does not fit model {args.model!r} ({_first_lines(error)}); "
+                "pass the --model and --model-arg the checkpoint was trained with"
             ) from None
         report = export(
             model,
