@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from weft.data.containers import as_indices
 from weft.data.views import View
 
 __all__ = ["Packed", "packed"]
@@ -44,10 +43,6 @@ class Packed(View):
 
     def _item(self, i: int) -> Any:
         return pickle.loads(self.buffer[self.offsets[i] : self.offsets[i + 1]])
-
-    def __getitem__(self, idx: Any) -> Any:
-        i = as_indices(idx, len(self), "Packed")
-        return self._item(i) if isinstance(i, int) else self.__getobs__(i)
 
 
 def packed(items: Sequence[Any]) -> Packed:
