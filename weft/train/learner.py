@@ -24,7 +24,7 @@ from weft.train.batches import inputs_of, split_batch
 from weft.train.callbacks.base import Callback
 from weft.train.events import EpochBegin, EpochEnd, Event, FitBegin, FitEnd, StepBegin, StepEnd
 from weft.train.graph import order_callbacks
-from weft.train.permissions import READ, make_view
+from weft.train.permissions import READ, AccessError, make_view
 from weft.train.phases import EvaluationPhase, Phase, TrainingPhase, ValidationPhase
 from weft.train.state import CallbackState, Progress, Step
 from weft.train.stop import FitResult, Stop, StopReason
@@ -462,8 +462,7 @@ class _Dispatch(dict):
             if allowed and self.phase_cls is not None and not issubclass(self.phase_cls, allowed):
                 continue
             if cb.asynchronous:
-                reads = [p for p, m in cb.declared_access().items() if m is READ]
-                jobs.append((fn, cb.name, reads))
+                jobs.append((fn, cb.name, _snapshot_reads(cb, event)))
             else:
                 handlers.append((fn, learner._views[id(cb)]))
         if jobs:
@@ -472,6 +471,20 @@ class _Dispatch(dict):
             handlers.append((learner._submit_async, (event, tuple(jobs))))
         self[event] = result = tuple(handlers)
         return result
+
+
+def _snapshot_reads(cb: Callback, event: type[Event]) -> list[str]:
+    declared = [p for p, m in cb.declared_access().items() if m is READ]
+    wanted = cb.snapshot_reads(event.name)
+    if wanted is None:
+        return declared
+    for path in wanted:
+        if not any(path == d or path.startswith(d + ".") for d in declared):
+            raise AccessError(
+                f"{cb.name}.snapshot_reads({event.name!r}) asks for {path!r}, which it does not "
+                f"declare READ; add it to {cb.name}.access"
+            )
+    return list(wanted)
 
 
 class _Positions:

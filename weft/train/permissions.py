@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from weft.train.state import STEP_FIELDS, Progress
+from weft.train.state import STEP_FIELDS, Progress, Step
 
 __all__ = [
     "READ",
@@ -117,7 +117,7 @@ _AS_IS = (int, float, bool, str, bytes, type(None), torch.Tensor, torch.nn.Modul
 
 def readonly(value: Any) -> Any:
     """A read-only view of `value` where its type allows one; otherwise `value` itself."""
-    if isinstance(value, _AS_IS):
+    if isinstance(value, torch.Tensor) or isinstance(value, _AS_IS):  # noqa: SIM101 (fast path)
         return value
     if isinstance(value, Mapping):
         return ReadOnlyMapping(value)
@@ -268,6 +268,13 @@ def make_view(learner: Any, owner: str, access: Mapping[str, Access]) -> Any:
     for name in _ALWAYS_READABLE:
         root.children.pop(name, None)
     cls = _view_class(owner, "", root, None)
+    # the learner's `step` and `cbstate` objects live as long as it does: build their views
+    # once, as class attributes, so reaching them costs no property call per access
+    fixed = {}
+    for name in _STATE_OBJECTS:
+        prop = cls.__dict__.get(name)
+        if isinstance(prop, property):
+            fixed[name] = prop.fget(_new_view(cls, learner))
     can_checkpoint = all(access.get(p) is not None for p in CHECKPOINT_READS)
 
     def request_stop(self: Any, reason: Any, message: str = "") -> None:
@@ -291,6 +298,7 @@ def make_view(learner: Any, owner: str, access: Mapping[str, Access]) -> Any:
         "capture_state": capture_state,
         "fire": lambda self, event: self._t.fire(event),
         "__slots__": (),
+        **fixed,
     }
     return _new_view(type(cls.__name__, (cls,), extras), learner)
 
@@ -329,6 +337,13 @@ def _freeze(value: Any) -> Any:
         return value.detach()
     if isinstance(value, Progress):
         return value.copy()
+    if isinstance(value, torch.nn.Module):
+        return {k: v.detach().clone() for k, v in value.state_dict().items()}
+    if isinstance(value, Step):
+        frozen = _Snapshot("", "step.")
+        for name in STEP_FIELDS:
+            object.__setattr__(frozen, name, _freeze(getattr(value, name)))
+        return frozen
     if isinstance(value, Mapping):
         return {k: _freeze(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -340,7 +355,8 @@ def snapshot(learner: Any, owner: str, reads: Sequence[str]) -> _Snapshot:
     """Copy the values at `reads` (plus `phase` and `progress`) out of the learner, now.
 
     Tensors are detached, not copied: the loop replaces step tensors every step rather than
-    changing them in place. Modules and optimizers are passed as they are (they keep changing).
+    changing them in place. A module becomes a copy of its state_dict; optimizers and other
+    objects are passed as they are (read them on the worker at your own risk).
     """
     snap = _Snapshot(owner, "")
     object.__setattr__(snap, "phase", learner.phase)

@@ -6,7 +6,9 @@ from weft.train.callbacks.early_stopping import EarlyStopping
 from weft.train.callbacks.grad_accumulation import GradAccumulation
 from weft.train.callbacks.grad_clip import GradClip
 from weft.train.callbacks.history import History
+from weft.train.callbacks.lr_finder import LRFinder, LRFinderResult, find_lr
 from weft.train.callbacks.metrics import Metrics
+from weft.train.callbacks.mixed_precision import MixedPrecision
 from weft.train.callbacks.progress import ProgressBar
 from weft.train.callbacks.sanity_check import SanityCheck, SanityCheckError
 from weft.train.callbacks.scheduler import Scheduler
@@ -22,7 +24,10 @@ __all__ = [
     "GradAccumulation",
     "GradClip",
     "History",
+    "LRFinder",
+    "LRFinderResult",
     "Metrics",
+    "MixedPrecision",
     "ProgressBar",
     "SanityCheck",
     "SanityCheckError",
@@ -31,5 +36,6 @@ __all__ = [
     "Throttle",
     "TimeLimit",
     "ToDevice",
+    "find_lr",
     "for_phases",
 ]

@@ -20,6 +20,8 @@ A callback is an object with:
 - optional `asynchronous = True` for callbacks that only read (loggers, printers): handlers run
   on a background worker with a snapshot of the declared paths; slow I/O never stalls a step.
   Errors surface at the next event; `fit` waits for pending work before it returns.
+  `snapshot_reads(event_name)` may narrow what is copied for one event (e.g. only
+  `step.loss` per step); a snapshot of `model` is a copy of its state_dict.
 - optional `attach(learner)` to set up `cbstate.<name>` it writes (called when it is added),
   `state_dict()` / `load_state_dict(state)` for what a checkpoint must restore (plain Python
   values and tensors only), and `wrap_data(batches, phase)` to wrap the batch iterator of
@@ -34,7 +36,7 @@ Stop training from a handler with `learner.request_stop(StopReason.X, "why")`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -84,6 +86,11 @@ class Callback:
 
     def resolve(self, other: Callback) -> Resolution | None:
         """How to order against `other` when both touch the same state; None: no opinion."""
+        return None
+
+    def snapshot_reads(self, event: str) -> Sequence[str] | None:
+        """For asynchronous callbacks: the declared paths to copy for `event` (its name, e.g.
+        "step_end"); None copies every declared READ."""
         return None
 
     def attach(self, learner: Any) -> None:

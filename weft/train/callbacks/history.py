@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, ClassVar
 
@@ -9,9 +10,10 @@ from weft.train.callbacks.base import Callback
 from weft.train.permissions import READ, WRITE
 from weft.train.phases import EvaluationPhase
 
-__all__ = ["History"]
+__all__ = ["History", "hyperparameters", "is_hyperparameter"]
 
 _HPARAMS = ("lr", "momentum", "weight_decay")
+_HPARAM_KEY = re.compile(r"(lr|momentum|beta1|weight_decay)(_\d+)?")
 
 
 class History(Callback):
@@ -69,3 +71,8 @@ def hyperparameters(optimizer: Any) -> dict[str, float]:
         if isinstance(betas, (tuple, list)) and betas:
             out["beta1" + suffix] = float(betas[0])
     return out
+
+
+def is_hyperparameter(key: str) -> bool:
+    """Whether a history key names a hyperparameter (`lr`, `beta1_1`...), not a metric."""
+    return _HPARAM_KEY.fullmatch(key) is not None

@@ -105,10 +105,9 @@ def _metric_name(m: Any) -> str:
 def _scaled(value: Any, n: int) -> Any:
     """`value * n` as a float on the CPU (cheap) or a device tensor elsewhere (no sync)."""
     if isinstance(value, torch.Tensor):
-        value = value.detach()
-        if value.device.type == "cpu":
+        if value.is_cpu:
             return value.item() * n
-        return value * n
+        return value.detach() * n
     return float(value) * n
 
 
