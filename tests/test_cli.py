@@ -4,6 +4,7 @@ resuming, and `weft demo` end to end at a reduced size with its files checked.""
 from __future__ import annotations
 
 import csv
+import re
 import textwrap
 from pathlib import Path
 
@@ -97,13 +98,27 @@ def test_train_and_resume(isolated, capsys):
     )
     assert main(["train", str(config), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"checkpoint   {Path('run') / 'checkpoint.pt'}" in out
-    with pytest.warns(UserWarning, match=r"resuming run/checkpoint\.pt.* training runs to epoch 2"):
+    assert re.search(r"checkpoint +run/checkpoints/epoch0-step2\.pt", out)
+    with pytest.warns(
+        UserWarning, match=r"resuming run/checkpoints/epoch0-step2\.pt.* training runs to epoch 2"
+    ):
         assert main(["train", str(config), "--epochs", "2", "--resume"]) == 0
-    with open(isolated / "run" / "metrics.csv") as f:
+    log = read_log(isolated / "run" / "log.csv")
+    assert sorted(step for step, _ in log["valid/accuracy"]) == [2, 4]  # epochs end at steps 2, 4
+    lrs = dict(log["hparams/lr"])
+    assert lrs[4] < 1e-5 < lrs[2]  # one-cycle over the resumed fit: annealed at the end
+
+
+def read_log(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """The logger's long-format CSV as tag -> [(step, value)]."""
+    with open(path) as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]  # the resumed fit ran only epoch 1
-    assert {"train_loss", "valid_loss", "valid_accuracy"} <= set(rows[0])
+    assert rows and set(rows[0]) == {"step", "tag", "value"}
+    log: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        if not row["tag"].startswith("hparam/"):
+            log.setdefault(row["tag"], []).append((int(row["step"]), float(row["value"])))
+    return log
 
 
 @pytest.mark.parametrize(
@@ -119,8 +134,10 @@ def test_train_and_resume(isolated, capsys):
         ({"optimizer": {"name": "lion"}}, r"optimizer.name is 'lion'; choose one of \['sgd', 'adam', 'adamw'\]"),
         ({"data": {"batch_size": 0}}, r"data.batch_size must be at least 1, got 0"),
         ({"model": {"args": [1]}}, r"model.args must be a table, got list"),
+        ({"data": {"mean": [0.5, "x"]}}, r"data.mean\[1\] must be a number, got str 'x'"),
+        ({"data": {"workers": -1}}, r"data.workers must be at least 0, got -1"),
     ],
-    ids=["top-key", "nested-key", "type", "table-type", "not-a-table", "bool", "bool-for-int", "choice", "range", "free-table"],
+    ids=["top-key", "nested-key", "type", "table-type", "not-a-table", "bool", "bool-for-int", "choice", "range", "free-table", "array-element", "minimum"],
 )  # fmt: skip
 def test_config_errors(raw, message):
     with pytest.raises(ConfigError, match=rf"^cfg.toml: {message}"):
@@ -169,13 +186,21 @@ def test_train_model_errors(isolated, capsys):
     assert "it accepts ['in_channels', 'num_classes', 'widths']" in capsys.readouterr().err
 
 
+def test_train_unknown_dataset_is_a_message(isolated, capsys):
+    config = write_config(
+        isolated, text=TINY.format(extra="").replace("[data]", '[data]\ndataset = "mnsit"')
+    )
+    assert main(["train", str(config)]) == 2
+    assert "weft train: unknown data set 'mnsit'; did you mean 'mnist'?" in capsys.readouterr().err
+
+
 def test_train_file_errors(isolated, capsys):
     assert main(["train", str(isolated / "nope.toml")]) == 2
     assert "cannot read config" in capsys.readouterr().err
     assert main(["train", str(write_config(isolated, text="epochs = [\n"))]) == 2
     assert "is not valid TOML" in capsys.readouterr().err
     assert main(["train", str(write_config(isolated)), "--resume"]) == 2
-    assert "--resume: there is no checkpoint at run/checkpoint.pt" in capsys.readouterr().err
+    assert "--resume: there is no checkpoint in run/checkpoints" in capsys.readouterr().err
 
 
 # --- weft demo ------------------------------------------------------------------------------------------
@@ -184,15 +209,28 @@ def test_train_file_errors(isolated, capsys):
 def test_demo_end_to_end_small(isolated, capsys):
     import cv2
     import onnxruntime
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = isolated / "demo"
     assert main(["demo", "--small", "--out", str(out), "--workers", "0"]) == 0
     printed = capsys.readouterr().out
-    for name in ("checkpoint.pt", "metrics.csv", "curves.png", "augmentation.png", "model.onnx"):
+    for name in (
+        "checkpoints/epoch0-step4.pt",
+        "log.csv",
+        "tensorboard",
+        "curves.png",
+        "augmentation.png",
+        "model.onnx",
+    ):
         assert str(out / name) in printed
-    with open(out / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 1 and 0 <= float(rows[0]["valid_accuracy"]) <= 1
+    accuracy = read_log(out / "log.csv")["valid/accuracy"]
+    assert len(accuracy) == 1 and 0 <= accuracy[0][1] <= 1
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "valid/loss", "valid/accuracy", "hparams/lr"} <= set(
+        events.Tags()["scalars"]
+    )
+    assert events.Scalars("valid/accuracy")[0].value == pytest.approx(accuracy[0][1])
     for png in ("curves.png", "augmentation.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert cv2.imread(str(out / png)).shape[2] == 3

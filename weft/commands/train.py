@@ -2,7 +2,7 @@
 
 The config is checked as a whole before anything is built: an unknown key is reported with the
 valid keys of its table, a wrong type with its dotted key. See `examples/train_shapes.toml`.
-The pieces (`load_config`, `build_data`, `build_run`) are shared with `weft demo`.
+The pieces (`check_config`, `build_data`, `fit`) are shared with `weft demo`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "Run",
     "add_arguments",
     "build_augment",
+    "build_callbacks",
     "build_data",
     "build_model",
     "check_config",
@@ -37,8 +38,8 @@ class ConfigError(ValueError):
     """A config key is unknown, missing or of the wrong type; the message names the key."""
 
 
-# The config schema: its defaults, and through them the type of every key. A `None` default
-# marks a free-form value checked later (model arguments, augmentation lists).
+# The config schema: its defaults, and through them the type of every key (arrays: of their
+# first element's type). Keys in _FREE hold free-form tables/arrays checked where they are used.
 DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "seed": 0,
@@ -63,7 +64,6 @@ DEFAULTS: dict[str, Any] = {
         "progress": True,
         "checkpoint": True,
         "tensorboard": True,
-        "csv": True,
         "early_stopping": 0,
     },
 }
@@ -73,6 +73,8 @@ _CHOICES = {
     "schedule.name": ("onecycle", "cosine", "constant"),
 }
 _FREE = {"model.args", "augment.train"}
+_MINIMA = {"epochs": 1, "data.batch_size": 1, "data.workers": 0, "data.limit_train": 0,
+           "data.limit_valid": 0, "callbacks.early_stopping": 0, "optimizer.lr": 0}  # fmt: skip
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                list: "an array", dict: "a table"}  # fmt: skip
 
@@ -112,12 +114,11 @@ def check_config(raw: dict[str, Any], source: str = "config") -> dict[str, Any]:
             raise ConfigError(
                 f"{source}: {key} is {config[table][name]!r}; choose one of {list(choices)}"
             )
-    for key, value in (
-        ("epochs", config["epochs"]),
-        ("data.batch_size", config["data"]["batch_size"]),
-    ):
-        if value < 1:
-            raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
+    for key, least in _MINIMA.items():
+        table, _, name = key.rpartition(".")
+        value = config[table][name] if table else config[name]
+        if value < least:
+            raise ConfigError(f"{source}: {key} must be at least {least}, got {value}")
     return config
 
 
@@ -138,6 +139,9 @@ def _merge(into: dict, raw: dict, prefix: str, source: str) -> None:
             _merge(default, value, dotted + ".", source)
         else:
             into[key] = _expect(value, type(default), dotted, source)
+            if isinstance(default, list) and default:
+                for i, element in enumerate(value):
+                    value[i] = _expect(element, type(default[0]), f"{dotted}[{i}]", source)
 
 
 def _expect(value: Any, kind: type, key: str, source: str) -> Any:
@@ -327,6 +331,8 @@ def build_optimizer(config: dict[str, Any], model: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from weft.datasets import DataError
+
     try:
         config = load_config(args.config)
         if args.out is not None:
@@ -334,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
         if args.epochs is not None:
             config["epochs"] = args.epochs
         result = fit(config, resume=args.resume)
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         print(f"weft train: {err}", file=sys.stderr)
         return 2
     print_artifacts(result)
@@ -351,50 +357,85 @@ class Run:
     artifacts: dict[str, Path]
 
 
+def build_callbacks(config: dict[str, Any], out: Path) -> list[Any]:
+    """Metrics (loss, accuracy), the learning-rate schedule, logging to `out/log.csv` (and
+    TensorBoard in `out/tensorboard`), and the configured extras."""
+    from weft.train import Metrics, ProgressBar, accuracy
+    from weft.train.callbacks import Checkpointer, EarlyStopping, Scheduler
+    from weft.train.loggers import CSVBackend, Logger, TensorBoardBackend
+    from weft.train.schedules import constant, cosine, one_cycle
+
+    lr, schedule, c = config["optimizer"]["lr"], config["schedule"], config["callbacks"]
+    curve = {
+        "onecycle": lambda: one_cycle(lr, schedule["pct_start"]),
+        "cosine": lambda: cosine(lr, 0.0),
+        "constant": lambda: constant(lr),
+    }[schedule["name"]]()
+    backends = [CSVBackend(out / "log.csv")]
+    if c["tensorboard"]:
+        backends.append(TensorBoardBackend(out / "tensorboard"))
+    callbacks = [
+        Metrics(accuracy=accuracy),
+        ProgressBar(quiet=not c["progress"]),
+        Scheduler(lr=curve),
+        Logger(*backends, every=10, hparams=_flat(config)),
+    ]
+    if c["checkpoint"]:
+        callbacks.append(Checkpointer(out / "checkpoints", keep_last=1))
+    if c["early_stopping"]:
+        callbacks.append(EarlyStopping("valid_loss", patience=c["early_stopping"]))
+    return callbacks
+
+
+def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config as flat `a.b` keys with scalar values, for TensorBoard's hparams."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
 def fit(config: dict[str, Any], *, resume: bool = False, catalog: Any = None) -> Run:
     """Build everything a checked config describes and train; `resume` continues from the
-    run's checkpoint."""
+    run's newest checkpoint."""
     import torch
 
-    from weft.train import Learner, Metrics, ProgressBar, accuracy
+    from weft.train import Learner
+    from weft.train.callbacks import Checkpointer
+    from weft.train.loggers import Logger
 
     torch.manual_seed(config["seed"])
     out = Path(config["out"])
-    checkpoint = out / "checkpoint.pt"
-    if resume and not checkpoint.is_file():
+    checkpoints = out / "checkpoints"
+    if resume and not (config["callbacks"]["checkpoint"] and any(checkpoints.glob("*.pt"))):
         raise ConfigError(
-            f"--resume: there is no checkpoint at {checkpoint}; run without --resume first "
-            "(or point --out at the run to continue)"
+            f"--resume: there is no checkpoint in {checkpoints}; run without --resume first "
+            "(with callbacks.checkpoint = true), or point --out at the run to continue"
         )
     data = build_data(config, catalog)
     model = build_model(config, data)
     optimizer = build_optimizer(config, model)
-    callbacks = [Metrics(accuracy=accuracy), ProgressBar(quiet=not config["callbacks"]["progress"])]
+    out.mkdir(parents=True, exist_ok=True)
+    callbacks = build_callbacks(config, out)
     learner = Learner(
         model, torch.nn.CrossEntropyLoss(), optimizer, (data.train, data.valid), callbacks
     )
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        learner.fit(config["epochs"], resume=checkpoint if resume else None)
+        learner.fit(config["epochs"], resume=checkpoints if resume else None)
     finally:
         data.train.close()
         data.valid.close()
-    artifacts = {"checkpoint": learner.save_checkpoint(checkpoint)}
-    history = list(learner.cbstate.history)
-    artifacts["metrics CSV"] = write_csv(history, out / "metrics.csv")
-    return Run(learner, history, data, artifacts)
-
-
-def write_csv(history: list[dict[str, Any]], path: Path) -> Path:
-    """One row per epoch, one column per key seen in any epoch."""
-    import csv
-
-    columns = list(dict.fromkeys(k for row in history for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(history)
-    return path
+        next(cb for cb in callbacks if isinstance(cb, Logger)).close()
+    artifacts = {"metrics CSV": out / "log.csv"}
+    if config["callbacks"]["tensorboard"]:
+        artifacts["TensorBoard logs"] = out / "tensorboard"
+    saver = next((cb for cb in callbacks if isinstance(cb, Checkpointer)), None)
+    if saver is not None and saver.last is not None:
+        artifacts["checkpoint"] = saver.last
+    return Run(learner, list(learner.cbstate.history), data, artifacts)
 
 
 def print_artifacts(run: Run, stream: Any = None) -> None:
