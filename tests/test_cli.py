@@ -13,7 +13,7 @@ import pytest
 
 from weft.augment import Image
 from weft.cli import COMMANDS, main
-from weft.commands.train import ConfigError, build_augment, build_data, check_config
+from weft.commands.train import ConfigError, build_augment, build_data, check_config, load_config
 from weft.datasets import DataError
 
 
@@ -237,3 +237,9 @@ def test_demo_end_to_end_small(isolated, capsys):
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     logits = session.run(None, {session.get_inputs()[0].name: np.zeros((2, 3, 32, 32), np.float32)})
     assert logits[0].shape == (2, 5)
+
+
+def test_example_config_is_valid():
+    config = load_config(Path(__file__).resolve().parents[1] / "examples" / "train_shapes.toml")
+    assert config["model"]["args"] == {"widths": [16, 32, 64]}
+    assert len(build_augment(config["augment"]["train"]).transforms) == 3
