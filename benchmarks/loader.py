@@ -7,8 +7,9 @@
     temporary folder): read + cv2.imdecode + the same transforms, 2 workers each.
 Both libraries run the same per-sample function; weft draws the flip from its per-sample
 generator (seed, epoch, index), torch from Python's `random` (seeded per worker by torch).
-Prints samples/s (median over interleaved epochs), the weft/torch ratios, and what one copy of
-each batch (out of weft's shared-memory slots) would cost.
+Prints samples/s (median over interleaved epochs), CPU time per sample (this process and its
+workers), the weft/torch ratios, and what one copy of each batch (out of weft's shared-memory
+slots) would cost.
 
     .venv/bin/python benchmarks/loader.py [--rounds 5] [--skip-jpeg]
 """
@@ -16,6 +17,7 @@ each batch (out of weft's shared-memory slots) would cost.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 import torch
 import torch.utils.data as tud
 
@@ -116,25 +119,41 @@ def torch_epochs(dataset, workers: int) -> Callable[[], int]:
     return epoch
 
 
-def measure(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[float]]:
-    """Samples/s of one epoch per run and round, the runs interleaved; a warm-up epoch first."""
+def cpu_seconds() -> float:
+    """CPU time of this process and its workers so far."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
+def measure(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[tuple]]:
+    """(samples/s, CPU µs/sample) of one epoch per run and round, the runs interleaved; a
+    warm-up epoch first. CPU time per sample is what the load of other jobs disturbs least."""
     for epoch in runs.values():
         epoch()
-    rates: dict[str, list[float]] = {name: [] for name in runs}
+    results: dict[str, list[tuple]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, epoch in runs.items():
-            start = time.perf_counter()
+            cpu, start = cpu_seconds(), time.perf_counter()
             n = epoch()
-            rates[name].append(n / (time.perf_counter() - start))
-    return rates
+            wall = time.perf_counter() - start
+            results[name].append((n / wall, (cpu_seconds() - cpu) / n * 1e6))
+    return results
 
 
-def report(title: str, rates: dict[str, list[float]]) -> dict[str, float]:
+def report(title: str, results: dict[str, list[tuple]]) -> dict[str, float]:
     print(f"\n{title}")
-    medians = {name: statistics.median(r) for name, r in rates.items()}
-    for name, r in rates.items():
-        spread = ", ".join(f"{x / 1000:.1f}" for x in r)
-        print(f"  {name:<22} {medians[name] / 1000:7.1f}k samples/s   (epochs: {spread})")
+    medians = {name: statistics.median(rate for rate, _ in r) for name, r in results.items()}
+    for name, r in results.items():
+        spread = ", ".join(f"{rate / 1000:.1f}" for rate, _ in r)
+        cpu = statistics.median(c for _, c in r)
+        print(
+            f"  {name:<22} {medians[name] / 1000:7.1f}k samples/s  {cpu:5.1f} CPU µs/sample"
+            f"   (epochs: {spread})"
+        )
     return medians
 
 
