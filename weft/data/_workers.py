@@ -74,8 +74,9 @@ class ProcessWorkers:
 
     The first batch travels pickled and sizes a pool of `slots` shared-memory slots; later
     batches are gathered by the worker straight into a slot and handed out in place, without a
-    copy: a slot is reused only once the batch that lives in it is garbage. A pipe carries only small messages; the process
-    sentinels are waited on with the pipes, so a dead worker is noticed at once.
+    copy: a slot is reused only once the batch that lives in it is garbage. A pipe carries only
+    small messages; the process sentinels are waited on with the pipes, so a dead worker is
+    noticed at once.
     """
 
     def __init__(self, batches: Any, count: int, slots: int, start_method: str | None):
