@@ -53,8 +53,10 @@ def as_lists(batches):
     return [[np.asarray(leaf).tolist() for leaf in batch] for batch in batches]
 
 
-def shm_segments() -> list[str]:
-    return [name for name in os.listdir("/dev/shm") if name.startswith(f"weft-{os.getpid()}-")]
+def shm_segments(pid: int | None = None) -> list[str]:
+    """The shared-memory slots that process `pid` (this one by default) has in /dev/shm."""
+    prefix = f"weft-{os.getpid() if pid is None else pid}-"
+    return [name for name in os.listdir("/dev/shm") if name.startswith(prefix)]
 
 
 def alive(pids) -> list[int]:
@@ -356,7 +358,9 @@ CTRL_C_SCRIPT = textwrap.dedent(
 )
 
 
-def test_ctrl_c_shuts_the_workers_down():
+def run_and_interrupt(sig: int, to_group: bool) -> tuple[str, set[int], int]:
+    """Run CTRL_C_SCRIPT until it has loaded a few batches, send it `sig`; return its stderr,
+    its workers' pids and its own pid."""
     process = subprocess.Popen(
         [sys.executable, "-c", CTRL_C_SCRIPT],
         cwd=REPO,
@@ -369,14 +373,32 @@ def test_ctrl_c_shuts_the_workers_down():
         pids = set()
         for _ in range(4):
             pids |= {int(p) for p in process.stdout.readline().split()}
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        if to_group:
+            os.killpg(process.pid, sig)
+        else:
+            os.kill(process.pid, sig)
         _, err = process.communicate(timeout=20)
     finally:
         process.kill()
-    assert "KeyboardInterrupt" in err and "Traceback" in err
-    assert err.count("KeyboardInterrupt") == 1  # workers stay quiet; the main process decides
-    deadline = time.monotonic() + 5
-    while alive(pids) and time.monotonic() < deadline:
+    return err, pids, process.pid
+
+
+def wait_until_gone(pids: set[int], main_pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (alive(pids) or shm_segments(main_pid)):
         time.sleep(0.05)
     assert pids and alive(pids) == []
-    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"weft-{process.pid}-")]
+    assert shm_segments(main_pid) == []
+
+
+def test_ctrl_c_shuts_the_workers_down():
+    err, pids, main_pid = run_and_interrupt(signal.SIGINT, to_group=True)  # Ctrl-C in a terminal
+    assert "KeyboardInterrupt" in err and "Traceback" in err
+    assert err.count("KeyboardInterrupt") == 1  # workers stay quiet; the main process decides
+    wait_until_gone(pids, main_pid)
+
+
+def test_a_killed_main_process_leaves_no_workers_or_shared_memory():
+    # Workers notice their parent is gone; the resource tracker unlinks the slots it left.
+    _, pids, main_pid = run_and_interrupt(signal.SIGKILL, to_group=False)
+    wait_until_gone(pids, main_pid)
