@@ -121,6 +121,20 @@ def test_dataloader_is_the_composed_form():
         assert as_lists(spelled) == as_lists(composed)  # and the next epoch too
 
 
+def test_prefetch_is_bounded_and_workers_persist_across_epochs():
+    computed = []
+    data = mapobs(lambda i: computed.append(i) or i, np.arange(40))
+    with DataLoader(data, 2, workers=2, parallel="thread", prefetch=2) as loader:
+        batches = iter(loader)
+        next(batches)
+        time.sleep(0.3)  # a slow consumer: the workers stop at workers * prefetch batches
+        assert sorted(computed) == list(range(8))
+        list(batches)
+    with DataLoader(mapobs(with_pid, X), 5, workers=2) as loader:
+        first, second = ({int(p) for _, ps in loader for p in ps} for _ in range(2))
+        assert len(first) == 2 and first == second
+
+
 def test_out_of_order_yields_every_batch_once():
     data = mapobs(flip_and_noise, (X, Y))
     with DataLoader(data, batch_size=4, workers=3, in_order=False) as loader:
