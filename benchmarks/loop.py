@@ -15,17 +15,19 @@ thread. Variants:
 Prints the median time per step of each and the median of the per-round ratios to raw.
 
 (c) the async logger: a callback that sleeps 20 ms per step (slow I/O), synchronous vs
-`asynchronous = True`, on the CNN of (b) (a step takes longer than 20 ms on this machine);
+`asynchronous = True`, on the CNN of (b) with batches of 64 (a step takes longer than 20 ms
+here);
 prints the fit's time per step and the ratio to the same loop without a logger. While the
 logger keeps up, it overlaps the steps; a logger slower than the step falls behind (at most
 `max_pending` events) and `fit` waits for it at the end.
 
-    .venv/bin/python benchmarks/loop.py [--rounds 15] [--skip-lightning] [--skip-async]
+    .venv/bin/python benchmarks/loop.py [--rounds 21] [--skip-lightning] [--skip-async]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import math
 import os
@@ -190,6 +192,7 @@ def compare(name: str, make, data, rounds: int, with_lightning: bool) -> None:
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         for n in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
+            gc.collect()
             times[n].append(contenders[n]())
     print(f"\n({name}) {len(data)} steps x {rounds} interleaved rounds")
     print(f"  {'variant':<16}{'median us/step':>16}{'ratio to raw':>14}")
@@ -224,7 +227,7 @@ class SlowLogger(Callback):
 
 def async_demo(rounds: int) -> None:
     make = cnn
-    data = batches((3, 32, 32), 32, 40)
+    data = batches((3, 32, 32), 64, 30)
     variants = {
         "no logger": lambda: weft(make, data),
         "sync logger": lambda: weft(make, data, extra=(SlowLogger(False),)),
@@ -237,7 +240,7 @@ def async_demo(rounds: int) -> None:
     for r in range(rounds):
         for n in names[r % 3 :] + names[: r % 3]:
             times[n].append(variants[n]())
-    print(f"\n(c) a logger sleeping 20 ms per step; the CNN of (b), {len(data)} steps x "
+    print(f"\n(c) a logger sleeping 20 ms per step; the CNN of (b), batch 64, {len(data)} steps x "
           f"{rounds} rounds; fit() wall time, including draining the async worker")  # fmt: skip
     print(f"  {'variant':<16}{'median ms/step':>16}{'ratio to none':>14}")
     for n in names:
@@ -249,7 +252,7 @@ def async_demo(rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--skip-lightning", action="store_true")
     parser.add_argument("--skip-async", action="store_true")
     args = parser.parse_args()
@@ -263,7 +266,7 @@ def main() -> None:
         print(f"lightning {lightning.__version__}", end="; ")
     print(f"torch {torch.__version__}, 1 thread, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores")  # fmt: skip
-    compare("a: tiny MLP", mlp, batches((32,), 64, 300), args.rounds, with_lightning)
+    compare("a: tiny MLP", mlp, batches((32,), 64, 1000), args.rounds, with_lightning)
     compare(
         "b: small CNN", cnn, batches((3, 32, 32), 32, 60), max(args.rounds // 2, 3), with_lightning
     )

@@ -24,7 +24,7 @@ from weft.train.batches import inputs_of, split_batch
 from weft.train.callbacks.base import Callback
 from weft.train.events import EpochBegin, EpochEnd, Event, FitBegin, FitEnd, StepBegin, StepEnd
 from weft.train.graph import order_callbacks
-from weft.train.permissions import READ, AccessError, make_view
+from weft.train.permissions import READ, AccessError, make_view, snapshot
 from weft.train.phases import EvaluationPhase, Phase, TrainingPhase, ValidationPhase
 from weft.train.state import CallbackState, Progress, Step
 from weft.train.stop import FitResult, Stop, StopReason
@@ -86,6 +86,7 @@ class Learner:
         self._phase_index = 0
         self._phase_done = False
         self._pending_restore: tuple[dict[str, Any], str] | None = None
+        self._in_session = False
         given = list(callbacks)
         if defaults:
             given += [d for d in default_callbacks() if not any(type(c) is type(d) for c in given)]
@@ -188,7 +189,6 @@ class Learner:
             first_phase, first_batch = 0, 0
             if resume is not None:
                 first_phase, first_batch = self._resume(resume, phases)
-            rows_before = len(self._history())
             while self._stop is None and p.epoch < p.fit_start_epoch + p.fit_epochs:
                 finished = True
                 for i in range(first_phase, len(phases)):
@@ -208,7 +208,7 @@ class Learner:
             self.fire(FitEnd)
         return FitResult(
             stop=self._stop,
-            history=[dict(r) for r in self._history()[rows_before:]],
+            history=[dict(r) for r in self._history() if r["epoch"] >= p.fit_start_epoch],
             epochs=p.epoch - p.fit_start_epoch,
             steps=p.step - p.fit_start_step,
         )
@@ -243,7 +243,14 @@ class Learner:
             self.remove_callback(scheduler)
 
     def epoch(self, phase: Phase, data: Iterable, *, start_batch: int = 0) -> bool:
-        """One pass of `phase` over `data`; True when it ran to the end (no stop mid-way)."""
+        """One pass of `phase` over `data`; True when it ran to the end (no stop mid-way).
+
+        Extending: call it with your own `Phase` to run custom steps with the callbacks.
+        """
+        if not self._in_session:
+            with self._session():
+                self._stop = None
+                return self.epoch(phase, data, start_batch=start_batch)
         self._use_phase(phase)
         self.model.train(phase.training)
         p = self.progress
@@ -293,7 +300,7 @@ class Learner:
             self.epoch(EvaluationPhase(), data)
             self._use_phase(None)
         p.batch, self._phase_done = saved
-        metrics = getattr(self.cbstate, "metrics", {}) if "metrics" in vars(self.cbstate) else {}
+        metrics = vars(self.cbstate).get("metrics", {})
         prefix = EvaluationPhase.name + "_"
         return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
 
@@ -406,6 +413,7 @@ class Learner:
     @contextmanager
     def _session(self) -> Iterator[None]:
         """Start the async worker and the Ctrl-C handler for one fit/evaluate; clean up after."""
+        self._in_session = True
         need_worker = any(cb.asynchronous for cb in self._order)
         self._async = AsyncWorker(self.max_pending) if need_worker else None
         self._tables.clear()
@@ -415,6 +423,7 @@ class Learner:
             yield
             ok = True
         finally:
+            self._in_session = False
             restore_sigint()
             worker, self._async = self._async, None
             self._tables.clear()
@@ -426,8 +435,6 @@ class Learner:
                         raise
 
     def _submit_async(self, payload: tuple[type[Event], tuple]) -> None:
-        from weft.train.permissions import snapshot
-
         event, jobs = payload
         assert self._async is not None
         self._async.submit(
@@ -466,8 +473,6 @@ class _Dispatch(dict):
             else:
                 handlers.append((fn, learner._views[id(cb)]))
         if jobs:
-            if learner._async is None:
-                raise RuntimeError(f"event {event.__name__} fired outside fit/evaluate")
             handlers.append((learner._submit_async, (event, tuple(jobs))))
         self[event] = result = tuple(handlers)
         return result

@@ -331,7 +331,7 @@ class _Snapshot:
         )
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any, owner: str) -> Any:
     """A copy that later steps cannot change: tensors detached, plain containers copied."""
     if isinstance(value, torch.Tensor):
         return value.detach()
@@ -340,14 +340,16 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, torch.nn.Module):
         return {k: v.detach().clone() for k, v in value.state_dict().items()}
     if isinstance(value, Step):
-        frozen = _Snapshot("", "step.")
+        frozen = _Snapshot(owner, "step.")
         for name in STEP_FIELDS:
-            object.__setattr__(frozen, name, _freeze(getattr(value, name)))
+            object.__setattr__(frozen, name, _freeze(getattr(value, name), owner))
         return frozen
     if isinstance(value, Mapping):
-        return {k: _freeze(v) for k, v in value.items()}
+        return {k: _freeze(v, owner) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_freeze(v) for v in value) if type(value) in (list, tuple) else value
+        return (
+            type(value)(_freeze(v, owner) for v in value) if type(value) in (list, tuple) else value
+        )
     return value
 
 
@@ -367,7 +369,7 @@ def snapshot(learner: Any, owner: str, reads: Sequence[str]) -> _Snapshot:
         for i, part in enumerate(parts):
             value = getattr(value, part)
             if i == len(parts) - 1:
-                object.__setattr__(node, part, _freeze(value))
+                object.__setattr__(node, part, _freeze(value, owner))
             else:
                 child = node.__dict__.get(part)
                 if child is None:
