@@ -20,23 +20,25 @@ __all__ = ["SHAPES", "Shapes"]
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 _SHIFT = 4  # cv2 fixed-point bits: sub-pixel vertices
+
+
+def _regular(n: int, start: float, radii: tuple[float, ...] = (1.0,)) -> np.ndarray:
+    """Vertices of a regular n-gon (a star when radii alternate) on the unit circle."""
+    angles = start + np.arange(n) * 2 * np.pi / n
+    r = np.resize(np.asarray(radii), n)
+    return np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)
+
+
+# vertices in units of the shape's radius, before rotation
 _UNIT_POLYGONS = {
-    "square": [(np.cos(a), np.sin(a)) for a in np.pi / 4 + np.arange(4) * np.pi / 2],
-    "triangle": [(np.cos(a), np.sin(a)) for a in -np.pi / 2 + np.arange(3) * 2 * np.pi / 3],
-    "star": [
-        (r * np.cos(a), r * np.sin(a))
-        for k, a in enumerate(-np.pi / 2 + np.arange(10) * np.pi / 5)
-        for r in [1.0 if k % 2 == 0 else 0.45]
-    ],
-    "cross": [
-        (x, y)
-        for x, y in [
-            (-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3),
-            (0.3, 1), (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3),
-        ]
-    ],
+    "square": _regular(4, np.pi / 4),
+    "triangle": _regular(3, -np.pi / 2),
+    "star": _regular(10, -np.pi / 2, (1.0, 0.45)),
+    "cross": np.array(
+        [(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3),
+         (0.3, 1), (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)]
+    ),
 }  # fmt: skip
-_UNIT_POLYGONS = {name: np.array(points) for name, points in _UNIT_POLYGONS.items()}
 
 
 class Shapes(Reader):
