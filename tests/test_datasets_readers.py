@@ -351,3 +351,20 @@ def test_loader_names_the_corrupt_file(tmp_path, parallel):
     with pytest.raises(DataError, match=r"sample 1 \(.*c\.zip:cat/1\.png\) failed in loader"):
         for _ in DataLoader(data, 4, parallel=parallel, workers=1):
             pass
+
+
+def test_cifar10_jpg_matches_lossless_originals(shared_data):
+    """The zip's JPEGs decode to the original pixels (RGB order, within JPEG loss)."""
+    from weft.datasets import decode_image
+
+    root = shared_data / "cifar10"
+    data = ImageFolder(root / "cifar10_jpg.zip", "train")
+    order = (root / "train_order.csv").read_text().splitlines()[1:6]
+    for line in order:
+        index, label, path = line.split(",")
+        k = data.files.index(path.removeprefix("train/"))
+        image, got_label = getobs(data, k)
+        png = root / "first200_lossless_png" / "train" / f"{int(index) + 1}.png"
+        original = decode_image(png.read_bytes(), str(png))
+        assert got_label == int(label)
+        assert np.abs(image.astype(int) - original).mean() < 12  # JPEG q75, 4:2:0
