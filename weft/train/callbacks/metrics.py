@@ -113,7 +113,7 @@ def _scaled(value: Any, n: int) -> Any:
 
 def _batch_size(x: Any) -> int:
     if isinstance(x, torch.Tensor):
-        return int(x.shape[0]) if x.dim() else 1
+        return x.shape[0] if x.dim() else 1
     if isinstance(x, (list, tuple)):
         return _batch_size(x[0]) if x else 0
     if isinstance(x, dict):
