@@ -243,3 +243,17 @@ def test_example_config_is_valid():
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "train_shapes.toml")
     assert config["model"]["args"] == {"widths": [16, 32, 64]}
     assert len(build_augment(config["augment"]["train"]).transforms) == 3
+
+
+def test_train_on_real_grey_and_colour_sets(isolated, capsys, monkeypatch, shared_data):
+    monkeypatch.setenv("WEFT_DATA", str(shared_data))
+    for dataset, model in (("mnist", "mlp"), ("cifar10_jpg", "resnet")):
+        text = (
+            TINY.format(extra='valid = "test"\n[callbacks]\ntensorboard = false')
+            .replace('name = "simple_cnn"', f'name = "{model}"')
+            .replace("args = { widths = [4, 8] }", "")
+            .replace("[data]", f'[data]\ndataset = "{dataset}"')
+        )
+        assert main(["train", str(write_config(isolated, text=text)), "--out", dataset]) == 0
+        accuracy = read_log(isolated / dataset / "log.csv")["valid/accuracy"][0][1]
+        assert 0 <= accuracy < 1  # a random subset of the class-sorted test split

@@ -238,19 +238,16 @@ class _Prepare:
 
 def build_data(config: dict[str, Any], catalog: Any = None) -> Data:
     """Open the configured data set's splits and wrap them in loaders."""
-    import numpy as np
 
     from weft.augment import Normalize
-    from weft.data import DataLoader, mapobs, numobs, obsview
+    from weft.data import DataLoader, mapobs
     from weft.datasets import load
 
     d = config["data"]
     train_set = load(d["dataset"], d["train"], catalog=catalog)
     valid_set = load(d["dataset"], d["valid"], catalog=catalog)
-    if d["limit_train"]:
-        train_set = obsview(train_set, np.arange(min(d["limit_train"], numobs(train_set))))
-    if d["limit_valid"]:
-        valid_set = obsview(valid_set, np.arange(min(d["limit_valid"], numobs(valid_set))))
+    train_set = _subset(train_set, d["limit_train"], config["seed"])
+    valid_set = _subset(valid_set, d["limit_valid"], config["seed"])
     image, _ = _pair(_first(train_set))
     channels = 1 if image.ndim == 2 else image.shape[2]
     mean, std = d["mean"], d["std"]
@@ -274,6 +271,19 @@ def build_data(config: dict[str, Any], catalog: Any = None) -> Data:
         train_view=train_set,
         augment=augment,
     )
+
+
+def _subset(data: Any, limit: int, seed: int) -> Any:
+    """`limit` observations drawn at random (in file order), or all when `limit` is 0: the
+    first n of a class-sorted split would hold one class."""
+    import numpy as np
+
+    from weft.data import numobs, obsview
+
+    n = numobs(data)
+    if not limit or limit >= n:
+        return data
+    return obsview(data, np.sort(np.random.default_rng(seed).choice(n, limit, replace=False)))
 
 
 def _first(data: Any) -> Any:
