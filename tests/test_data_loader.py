@@ -333,6 +333,15 @@ def test_a_killed_worker_raises_within_seconds_and_leaves_nothing_behind():
     assert alive(fresh) == []
 
 
+def test_a_worker_killed_after_an_abandoned_epoch_is_reported_on_the_next():
+    with DataLoader(mapobs(slow_with_pid, X), 5, workers=1, prefetch=2) as loader:
+        (_, pids) = next(iter(loader))  # then abandoned, with batch 1 in flight
+        os.kill(int(pids[0]), signal.SIGKILL)
+        with pytest.raises(WorkerDiedError, match="while loading batch 1 of epoch 0"):
+            list(loader)
+        assert len(list(loader)) == 10
+
+
 def test_close_and_the_finaliser_stop_workers_and_free_shared_memory():
     with DataLoader(mapobs(with_pid, X), 5, workers=2) as loader:
         pids = {int(p) for _, ps in loader for p in ps}

@@ -140,7 +140,6 @@ class Loader:
 
     def _parallel(self, todo: list[int], generation: int) -> Iterator[Any]:
         seed, epoch = self.seed, self.epoch
-        pool = self._start_pool()
         capacity = self.workers * self.prefetch
         in_flight: dict[int, int] = {}  # task -> batch index
         # Finished batches not handed out yet, as (ok, batch or failure): in order, a failure
@@ -148,6 +147,7 @@ class Loader:
         ready: dict[int, tuple[bool, Any]] = {}
         submitted = 0
         try:
+            pool = self._start_pool()
             for position in range(len(todo)):
                 self._check_current(generation)
                 while submitted < len(todo) and len(in_flight) + len(ready) < capacity:
