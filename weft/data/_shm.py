@@ -144,7 +144,9 @@ class SlotPool:
             for item in items
         ]
         self.leased.add(slot)
-        weakref.finalize(lease, self._returned, slot)
+        # At exit the process's mappings go anyway; unmapping then could pull memory from under
+        # arrays that are still referenced while the interpreter tears down.
+        weakref.finalize(lease, self._returned, slot).atexit = False
         return unflatten(spec, leaves)
 
     def _returned(self, slot: int) -> None:
@@ -155,8 +157,7 @@ class SlotPool:
             self.free.append(slot)
 
     def _unmap(self, slot: int) -> None:
-        with contextlib.suppress(BufferError):  # a worker-side view in this process (threads)
-            self.segments[slot].close()
+        self.segments[slot].close()
 
     def close(self) -> None:
         """Unlink every slot now; unmap those no batch still uses (the others when it goes)."""
