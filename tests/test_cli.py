@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from weft.augment import Image
 from weft.cli import COMMANDS, main
@@ -257,3 +258,19 @@ def test_train_on_real_grey_and_colour_sets(isolated, capsys, monkeypatch, share
         assert main(["train", str(write_config(isolated, text=text)), "--out", dataset]) == 0
         accuracy = read_log(isolated / dataset / "log.csv")["valid/accuracy"][0][1]
         assert 0 <= accuracy < 1  # a random subset of the class-sorted test split
+
+
+def test_train_with_a_catalog_beside_the_config(isolated, capsys):
+    folder = isolated / "project"
+    folder.mkdir()
+    (folder / "sets.toml").write_text(
+        '[datasets.tiny_shapes]\nformat = "shapes"\n'
+        "splits = { train = { n = 40, classes = ['circle', 'star'] }, valid = { n = 20, seed = 1, classes = ['circle', 'star'] } }\n"
+    )
+    text = TINY.format(extra="").replace(
+        "[data]", '[data]\ndataset = "tiny_shapes"\ncatalog = "sets.toml"'
+    )
+    assert main(["train", str(write_config(folder, text=text)), "--out", "tiny"]) == 0
+    assert "valid_accuracy" in capsys.readouterr().out
+    state = torch.load(next((isolated / "tiny" / "checkpoints").glob("*.pt")), weights_only=True)
+    assert list(state["model"].values())[-1].shape == (2,)  # 2 classes: the catalog set's

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "simple_cnn", "args": {}},
     "data": {
         "dataset": "shapes",
+        "catalog": "",
         "train": "train",
         "valid": "valid",
         "batch_size": 64,
@@ -101,7 +102,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config {path} is not valid TOML: {err}") from None
-    return check_config(raw, str(path))
+    config = check_config(raw, str(path))
+    if config["data"]["catalog"]:  # relative to the config file, like catalog paths
+        config["data"]["catalog"] = str(path.parent / config["data"]["catalog"])
+    return config
 
 
 def check_config(raw: dict[str, Any], source: str = "config") -> dict[str, Any]:
@@ -237,13 +241,18 @@ class _Prepare:
 
 
 def build_data(config: dict[str, Any], catalog: Any = None) -> Data:
-    """Open the configured data set's splits and wrap them in loaders."""
+    """Open the configured data set's splits and wrap them in loaders. The data set is looked
+    up in `catalog`, else in `data.catalog` (when set) before the default search path."""
 
     from weft.augment import Normalize
     from weft.data import DataLoader, mapobs
-    from weft.datasets import load
+    from weft.datasets import Catalog, default_catalog, load
 
     d = config["data"]
+    if catalog is None:
+        catalog = default_catalog()
+        if d["catalog"]:
+            catalog = Catalog.read(d["catalog"]) + catalog
     train_set = load(d["dataset"], d["train"], catalog=catalog)
     valid_set = load(d["dataset"], d["valid"], catalog=catalog)
     train_set = _subset(train_set, d["limit_train"], config["seed"])
@@ -293,12 +302,10 @@ def _first(data: Any) -> Any:
 
 
 def _classes(data: Any, name: str, catalog: Any) -> list[str]:
-    from weft.datasets import default_catalog
-
     found = getattr(getattr(data, "data", data), "classes", None)
     if found:
         return list(found)
-    entry = (catalog or default_catalog())[name]
+    entry = catalog[name]
     if entry.classes:
         return list(entry.classes)
     raise ConfigError(
