@@ -274,3 +274,14 @@ def test_train_with_a_catalog_beside_the_config(isolated, capsys):
     assert "valid_accuracy" in capsys.readouterr().out
     state = torch.load(next((isolated / "tiny" / "checkpoints").glob("*.pt")), weights_only=True)
     assert list(state["model"].values())[-1].shape == (2,)  # 2 classes: the catalog set's
+
+
+def test_help_and_datasets_import_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, weft.datasets; from weft.cli import build_parser; build_parser(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
