@@ -24,7 +24,7 @@ prints the fit's wall time per step (sleeping costs no CPU time) and the ratio t
 logger keeps up, it overlaps the steps; a logger slower than the step falls behind (at most
 `max_pending` events) and `fit` waits for it at the end.
 
-    .venv/bin/python benchmarks/loop.py [--rounds 21] [--skip-lightning] [--skip-async]
+    .venv/bin/python benchmarks/loop.py [--rounds 21] [--skip-lightning] [--skip-async] [--only a]
 """
 
 from __future__ import annotations
@@ -274,12 +274,12 @@ def compare(name: str, make, data, rounds: int, with_lightning: bool) -> None:
             gc.collect()
             times[n].append(contenders[n]())
     print(f"\n({name}) {len(data)} steps x {rounds} interleaved rounds")
-    print(f"  {'variant':<16}{'median us/step':>16}{'ratio to raw':>14}")
+    print(f"  {'variant':<16}{'median us/step':>16}{'ratio to raw':>14}{'quartiles':>16}")
     for n in names:
         ratios = [t / b for t, b in zip(times[n], times["raw"], strict=True)]
-        print(
-            f"  {n:<16}{statistics.median(times[n]) * 1e6:>16.1f}{statistics.median(ratios):>14.3f}"
-        )
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        print(f"  {n:<16}{statistics.median(times[n]) * 1e6:>16.1f}"
+              f"{statistics.median(ratios):>14.3f}{f'{q1:.3f}-{q3:.3f}':>16}")  # fmt: skip
     if startup:
         print(f"  lightning start-up and tear-down per fit (not in its per-step time): "
               f"{statistics.median(startup) * 1e3:.0f} ms")  # fmt: skip
@@ -338,6 +338,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--skip-lightning", action="store_true")
     parser.add_argument("--skip-async", action="store_true")
+    parser.add_argument("--only", choices=("a0", "a", "b", "c"), help="run one part")
     args = parser.parse_args()
     with_lightning = not args.skip_lightning
     if with_lightning:
@@ -349,12 +350,15 @@ def main() -> None:
         print(f"lightning {lightning.__version__}", end="; ")
     print(f"torch {torch.__version__}, 1 thread, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores")  # fmt: skip
-    bookkeeping(max(args.rounds // 2, 3))
-    compare("a: tiny MLP", mlp, batches((32,), 64, 1000), args.rounds, with_lightning)
-    compare(
-        "b: small CNN", cnn, batches((3, 32, 32), 32, 60), max(args.rounds // 2, 3), with_lightning
-    )
-    if not args.skip_async:
+    parts = {args.only} if args.only else {"a0", "a", "b", "c"}
+    if "a0" in parts:
+        bookkeeping(max(args.rounds // 2, 3))
+    if "a" in parts:
+        compare("a: tiny MLP", mlp, batches((32,), 64, 1000), args.rounds, with_lightning)
+    if "b" in parts:
+        cnn_data = batches((3, 32, 32), 32, 60)
+        compare("b: small CNN", cnn, cnn_data, max(args.rounds // 2, 3), with_lightning)
+    if "c" in parts and not args.skip_async:
         async_demo(max(args.rounds // 5, 3))
 
 

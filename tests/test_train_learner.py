@@ -13,6 +13,7 @@ import torch
 from weft.train import (
     READ,
     WRITE,
+    AccessError,
     AsyncCallbackError,
     Callback,
     Event,
@@ -366,3 +367,28 @@ def test_numpy_batches_are_converted():
         [Metrics(), History()], train=batches(numpy=True), valid=batches(2, numpy=True)
     ).fit(2)
     assert np.isfinite(result.history[-1]["valid_loss"])
+
+
+def test_snapshot_reads_must_be_declared():
+    class Narrow(Callback):
+        asynchronous = True
+        access = {"step.loss": READ}  # noqa: RUF012
+
+        def snapshot_reads(self, event):
+            return ("step.predictions",)
+
+        def on_step_end(self, learner):
+            pass
+
+    with pytest.raises(
+        AccessError,
+        match=r"Narrow.snapshot_reads\('step_end'\) asks for 'step.predictions', which it does not declare READ",
+    ):
+        learner([Narrow()]).fit(1)
+
+
+def test_epoch_outside_fit_runs_async_callbacks_too():
+    slow = SlowLogger()
+    lrn = learner([slow])
+    assert lrn.epoch(TrainingPhase(), batches(3)) is True
+    assert slow.steps == [1, 2, 3]  # drained before epoch() returned

@@ -142,6 +142,11 @@ class Learner:
 
     def fire(self, event: type[Event]) -> None:
         """Run the handlers of `event` for the current phase, in graph order."""
+        for handler, arg in self._dispatch[event]:
+            handler(arg)
+
+    def _fire_checking_async(self, event: type[Event]) -> None:
+        """`fire` while asynchronous callbacks run: first raise their error, if any."""
         if self._async is not None and self._async.error is not None:
             self._async.raise_error()
         for handler, arg in self._dispatch[event]:
@@ -416,6 +421,8 @@ class Learner:
         self._in_session = True
         need_worker = any(cb.asynchronous for cb in self._order)
         self._async = AsyncWorker(self.max_pending) if need_worker else None
+        if need_worker:
+            self.fire = self._fire_checking_async  # type: ignore[method-assign]
         self._tables.clear()
         restore_sigint = _install_sigint(self)
         ok = False
@@ -424,6 +431,7 @@ class Learner:
             ok = True
         finally:
             self._in_session = False
+            vars(self).pop("fire", None)
             restore_sigint()
             worker, self._async = self._async, None
             self._tables.clear()

@@ -59,11 +59,16 @@ class Metrics(Callback):
 
     def on_step_end(self, learner: Any) -> None:
         step = learner.step
-        loss = step.loss
-        n = _batch_size(step.targets)
+        loss, targets = step.loss, step.targets
+        n = (
+            targets.shape[0]
+            if isinstance(targets, torch.Tensor) and targets.dim()
+            else _batch_size(targets)
+        )
         self._count += n
         sums = self._sums
-        sums["loss"] += _scaled(loss, n)
+        cpu_tensor = isinstance(loss, torch.Tensor) and loss.is_cpu
+        sums["loss"] += loss.item() * n if cpu_tensor else _scaled(loss, n)
         if self.metrics:
             predictions, targets = step.predictions.detach(), step.targets
             for name, m in self.metrics.items():
