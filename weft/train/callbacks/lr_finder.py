@@ -125,7 +125,7 @@ def find_lr(
     finder = LRFinder(start, end, steps)
     probe = Learner(
         learner.model, learner.loss_fn, learner.optimizer, data=(learner.data.get("train"), None),
-        callbacks=[finder, *(copy.copy(cb) for cb in learner.callbacks if isinstance(cb, shaping))],
+        callbacks=[finder, *(copy.deepcopy(cb) for cb in learner.callbacks if isinstance(cb, shaping))],
         defaults=False, batch_keys=learner.batch_keys, check_access=learner.check_access,
     )  # fmt: skip
     saved = {

@@ -46,6 +46,9 @@ class Throttle(Callback):
     def attach(self, learner: Any) -> None:
         self.callback.attach(learner)
 
+    def snapshot_reads(self, event: str) -> Any:
+        return self.callback.snapshot_reads(event)
+
     def wrap_data(self, batches: Any, phase: Any) -> Any:
         return self.callback.wrap_data(batches, phase)
 
