@@ -24,14 +24,26 @@ A callback is an object with:
   `step.loss` per step); a snapshot of `model` is a copy of its state_dict.
 - optional `attach(learner)` to set up `cbstate.<name>` it writes (called when it is added),
   `state_dict()` / `load_state_dict(state)` for what a checkpoint must restore (plain Python
-  values and tensors only), and `wrap_data(batches, phase)` to wrap the batch iterator of
-  each epoch (how ToDevice prefetches).
+  values and tensors only; a fit resumed mid-epoch loads it after `on_epoch_begin`, so
+  per-epoch accumulators reset there come back), and `wrap_data(batches, phase)` to wrap the
+  batch iterator of each epoch (how ToDevice prefetches).
 
 The order in which callbacks run is derived once, when the Learner is built or a callback is
 added/removed: a writer runs before its readers, `run_after` is honoured, and conflicts or
 cycles are errors then, not at the first event.
 
-Stop training from a handler with `learner.request_stop(StopReason.X, "why")`.
+Stop training from a handler with `learner.request_stop(StopReason.X, "why")`;
+`learner.stopping` tells whether a stop is under way (e.g. at `on_fit_end`).
+
+Example:
+
+    class PrintLoss(Callback):
+        access = {"step.loss": READ}
+
+        @for_phases(TrainingPhase)
+        def on_step_end(self, learner):
+            if learner.progress.step % 100 == 0:
+                print(learner.progress.step, learner.step.loss.item())
 """
 
 from __future__ import annotations
