@@ -392,3 +392,19 @@ def test_epoch_outside_fit_runs_async_callbacks_too():
     lrn = learner([slow])
     assert lrn.epoch(TrainingPhase(), batches(3)) is True
     assert slow.steps == [1, 2, 3]  # drained before epoch() returned
+
+
+def test_a_second_ctrl_c_interrupts_at_once():
+    class DoubleInterrupt(Callback):
+        @for_phases(TrainingPhase)
+        def on_step_end(self, learner):
+            if learner.progress.step == 2:
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    if before is not signal.default_int_handler:
+        pytest.skip("needs Python's default SIGINT handler")
+    with pytest.raises(KeyboardInterrupt):
+        learner([DoubleInterrupt()]).fit(3)
+    assert signal.getsignal(signal.SIGINT) is before
