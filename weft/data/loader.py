@@ -18,7 +18,7 @@ from weft.data._fetch import LoaderError, diagnose, fetch
 from weft.data._workers import ProcessWorkers, ThreadWorkers, WorkerDiedError
 from weft.data.containers import numobs
 from weft.data.packed import pack_lists
-from weft.data.views import batchview, shuffleobs
+from weft.data.views import BatchView, batchview, shardobs, shuffleobs
 
 __all__ = ["DataLoader", "Loader", "LoaderError", "WorkerDiedError"]
 
@@ -112,6 +112,31 @@ class Loader:
         self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
         self._resume = (int(state["batches"]), frozenset(state.get("also_done", ())))
         self._progress = _Progress(*self._resume)
+
+    def shard(self, rank: int, world: int, *, remainder: str = "drop") -> Loader:
+        """A loader like this one over rank `rank`'s share among `world` (see `shardobs`).
+
+        Batches of samples (a `batchview`) are split by sample after the shuffle, so with the
+        same seed every rank's epoch order comes from one permutation and each sample goes to
+        one rank; other containers are split by batch. Every rank gets as many batches.
+        """
+        batches = self.batches
+        if isinstance(batches, BatchView):
+            part = shardobs(batches.data, rank, world, remainder=remainder)
+            batches = BatchView(part, batches.batch_size, batches.partial, batches.collate)
+        else:
+            batches = shardobs(batches, rank, world, remainder=remainder)
+        shard = Loader(
+            batches,
+            workers=self.workers,
+            backend=self.backend,
+            prefetch=self.prefetch,
+            in_order=self.in_order,
+            seed=self.seed,
+            start_method=self.start_method,
+        )
+        shard.epoch = self.epoch
+        return shard
 
     # --- iteration ------------------------------------------------------------------------------
 

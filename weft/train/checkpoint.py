@@ -53,6 +53,7 @@ def capture(learner: Learner) -> dict[str, Any]:
         "position": learner.position(),
         "rng": rng_state(),
         "data": _encode(learner.data_state()),
+        "world": learner.world,  # positions are per rank: a resume on other ranks rescales them
     }
 
 
@@ -80,7 +81,7 @@ def restore_training(learner: Learner, state: dict[str, Any], where: str = "chec
         ) from None
     learner.optimizer.load_state_dict(state["optimizer"])
     learner.progress.load_state_dict(state["progress"])
-    learner.load_data_state(_decode(state["data"]))
+    learner.load_data_state(_decode(state["data"]), int(state.get("world", 1)))
 
 
 def restore_callbacks(learner: Learner, state: dict[str, Any], where: str = "checkpoint") -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from weft.train import checkpoint
+from weft.train import distributed as _distributed
 from weft.train.asynchronous import AsyncWorker
 from weft.train.batches import inputs_of, split_batch
 from weft.train.callbacks.base import Callback
@@ -48,6 +49,12 @@ class Learner:
     `defaults=True` adds `default_callbacks()`; `check_access=False` turns runtime permission
     checks off (callbacks then see the learner itself).
 
+    `distributed` (None: when launched by torchrun) joins the process group, trains through
+    DistributedDataParallel and shards the data by rank (a remainder that does not split evenly
+    is `dist_remainder` "pad"ded or "drop"ped); metrics are global, stops are agreed by all
+    ranks, callbacks with `rank_zero_only` run on rank 0 only, and a collective that waits more
+    than `dist_timeout` seconds raises `DistributedError` (see `weft.train.distributed`).
+
     Extending: add callbacks; subclass `Phase` for a new kind of step.
     """
 
@@ -63,11 +70,18 @@ class Learner:
         check_access: bool = True,
         batch_keys: tuple[str, str] = ("inputs", "targets"),
         max_pending: int = 1024,
+        distributed: bool | None = None,
+        dist_timeout: float = 300.0,
+        dist_remainder: str = "pad",
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
+        self.dist = _distributed.setup(distributed, timeout=dist_timeout, remainder=dist_remainder)
         self.data = _as_data(data)
+        if self.dist is not None:
+            self.data = {role: self.dist.shard(d, role) for role, d in self.data.items()}
+        self._ddp: torch.nn.Module | None = None
         self.step = Step()
         self.progress = Progress()
         self.cbstate = CallbackState()
@@ -168,6 +182,29 @@ class Learner:
             raise TypeError(f"request_stop needs a StopReason, got {reason!r}")
         if self._stop is None:
             self._stop = Stop(reason, message, source)
+
+    def _agree_stop(self, where: str) -> None:
+        """Adopt a stop requested on any rank (the lowest such rank's), so every rank leaves
+        the loop at the same step and none is left waiting in a collective."""
+        assert self.dist is not None
+        if not self.dist.sum([float(self._stop is not None)], where)[0]:
+            return
+        stops = self.dist.gather(self._stop, where)  # every rank takes part, stopped or not
+        if self._stop is None:
+            rank, stop = next((r, s) for r, s in enumerate(stops) if s is not None)
+            source = f"{stop.source or 'the loop'} on rank {rank}"
+            self._stop = Stop(stop.reason, stop.message, source)
+
+    @property
+    def train_model(self) -> torch.nn.Module:
+        """The module the training step calls: the model, or its DistributedDataParallel
+        wrapper in a distributed run (built at the first training step, after callbacks such
+        as ToDevice have placed the model)."""
+        if self.dist is None:
+            return self.model
+        if self._ddp is None or self._ddp.module is not self.model:
+            self._ddp = self.dist.wrap(self.model)
+        return self._ddp
 
     @property
     def stopping(self) -> Stop | None:
@@ -275,11 +312,15 @@ class Learner:
                 if positions is not None:
                     positions.consumed()
                 self._run_step(phase, batch)
+                if self.dist is not None:
+                    self._agree_stop(f"the stop check after {phase.name} batch {p.batch}")
                 if self._stop is not None:
                     finished = False
                     break
         self._phase_done = finished
         self.fire(EpochEnd)
+        if self.dist is not None:
+            self._agree_stop(f"the stop check after {phase.name} epoch {p.epoch}")
         return finished
 
     def _run_step(self, phase: Phase, batch: Any) -> None:
@@ -359,10 +400,26 @@ class Learner:
             return self._positions.current
         return train.state_dict()
 
-    def load_data_state(self, state: dict[str, Any] | None) -> None:
+    def load_data_state(self, state: dict[str, Any] | None, world: int | None = None) -> None:
+        """Continue from `data_state()`, saved by a run of `world` ranks: on another number of
+        ranks a batch position is rescaled (ranks split the shuffled epoch by sample, so k
+        batches on each of `world` ranks are its first `k * world` batches of samples)."""
         train = self.data.get("train")
         if state is not None and train is not None and hasattr(train, "load_state_dict"):
+            if world is not None and world != self.world and "batches" in state:
+                state = {k: v for k, v in state.items() if k != "also_done"}
+                state["batches"] = self.rescaled_batch(state["batches"], world)
             train.load_state_dict(state)
+
+    @property
+    def world(self) -> int:
+        """The number of ranks training together (1 when not distributed)."""
+        return 1 if self.dist is None else self.dist.world
+
+    def rescaled_batch(self, batch: int, world: int) -> int:
+        """Batch `batch` of an epoch run on `world` ranks, as a batch of this run (rounded
+        down: a few samples may be seen twice)."""
+        return batch * world // self.world
 
     # ---- checkpoints ----------------------------------------------------------------------
 
@@ -396,6 +453,8 @@ class Learner:
             )
             self.progress.fit_epochs = n_epochs
         phase_i, batch = int(state["position"]["phase"]), int(state["position"]["batch"])
+        if batch and int(state.get("world", 1)) != self.world:
+            batch = self.rescaled_batch(batch, int(state.get("world", 1)))
         if phase_i >= len(phases):
             self.progress.epoch += 1
             phase_i, batch = 0, 0
@@ -467,11 +526,12 @@ class _Dispatch(dict):
 
     def __missing__(self, event: type[Event]) -> tuple:
         learner, name = self.learner, event.handler_name()
+        on_rank_zero = learner.dist is None or learner.dist.is_zero
         handlers: list[tuple[Any, Any]] = []
         jobs = []
         for cb in learner._order:
             fn = getattr(cb, name, None)
-            if fn is None:
+            if fn is None or (cb.rank_zero_only and not on_rank_zero):
                 continue
             allowed = getattr(fn, "__weft_phases__", None)
             if allowed and self.phase_cls is not None and not issubclass(self.phase_cls, allowed):

@@ -5,7 +5,8 @@ view where declared paths are reachable and everything else raises `AccessError`
 callback and the field. READ hands out read-only views of mappings and sequences; tensors,
 modules and optimizers cannot be made read-only in PyTorch, so a READ of them returns the object
 itself (an in-place change to a READ tensor is not detected). `phase` and `progress` are always
-readable, and so are `stopping` (the stop requested, or None) and `batch_keys`;
+readable, and so are `stopping` (the stop requested, or None), `batch_keys` and `dist` (the
+distributed `Context`, or None);
 `request_stop` and `fire` are always callable.
 
 Checks cost a property call per access (measured in `benchmarks/loop.py`); turn them off with
@@ -293,6 +294,7 @@ def make_view(learner: Any, owner: str, access: Mapping[str, Access]) -> Any:
         "phase": property(lambda self: self._t.phase),
         "progress": property(lambda self: self._t.progress),
         "stopping": property(lambda self: self._t.stopping),
+        "dist": property(lambda self: self._t.dist),
         "batch_keys": property(lambda self: self._t.batch_keys),
         "request_stop": request_stop,
         "capture_state": capture_state,

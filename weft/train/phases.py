@@ -34,13 +34,14 @@ class Phase:
 
 
 class TrainingPhase(Phase):
-    """Forward, loss, backward, optimizer step (skipped when `step.update` is False)."""
+    """Forward, loss, backward, optimizer step (skipped when `step.update` is False). The
+    forward goes through `learner.train_model`, which syncs gradients in a distributed run."""
 
     name = "train"
     training = True
 
     def step(self, learner: Learner, step: Step) -> None:
-        step.predictions = learner.model(step.inputs)
+        step.predictions = learner.train_model(step.inputs)
         learner.fire(LossBegin)
         step.loss = learner.loss_fn(step.predictions, step.targets)
         learner.fire(BackwardBegin)

@@ -22,6 +22,10 @@ A callback is an object with:
   Errors surface at the next event; `fit` waits for pending work before it returns.
   `snapshot_reads(event_name)` may narrow what is copied for one event (e.g. only
   `step.loss` per step); a snapshot of `model` is a copy of its state_dict.
+- optional `rank_zero_only = True` for callbacks whose work belongs to one process of a
+  distributed run (loggers, progress bars, checkpoint writes): the learner runs their handlers
+  on rank 0 only, so they must not take part in collectives. `learner.dist` is the run's
+  `weft.train.distributed.Context` (None when not distributed), e.g. to sum values over ranks.
 - optional `attach(learner)` to set up `cbstate.<name>` it writes (called when it is added),
   `state_dict()` / `load_state_dict(state)` for what a checkpoint must restore (plain Python
   values and tensors only; a fit resumed mid-epoch loads it after `on_epoch_begin`, so
@@ -86,6 +90,7 @@ class Callback:
     access: ClassVar[Mapping[str, Access]] = MappingProxyType({})
     run_after: ClassVar[tuple[type | str, ...]] = ()
     asynchronous: ClassVar[bool] = False
+    rank_zero_only: ClassVar[bool] = False
 
     @property
     def name(self) -> str:

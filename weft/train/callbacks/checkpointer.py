@@ -27,6 +27,7 @@ class Checkpointer(Callback):
     """
 
     run_after = ("*",)  # the state of every other callback is final for this event
+    rank_zero_only = True  # one writer in a distributed run
     access = {  # noqa: RUF012
         "model": READ,
         "optimizer": READ,

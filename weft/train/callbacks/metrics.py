@@ -19,7 +19,10 @@ class Metrics(Callback):
     Metrics are functions `f(predictions, targets)` returning a batch mean (averaged weighted
     by batch size) or objects with `update`/`compute`/`reset` (torchmetrics-like). Pass them
     positionally (named by `__name__`/`name`) or as keywords (`Metrics(acc=accuracy)`).
-    On CUDA sums stay on the device, so tracking never forces a sync per step.
+    On CUDA sums stay on the device, so tracking never forces a sync per step. In a
+    distributed run the sums and counts are added over ranks at epoch end, so the values are
+    those of the whole data; stateful metrics sync themselves (as torchmetrics does) or stay
+    per rank.
 
     Extending: write a metric function; no subclass needed.
     """
@@ -78,6 +81,13 @@ class Metrics(Callback):
                     sums[name] += _scaled(m(predictions, targets), n)
 
     def on_epoch_end(self, learner: Any) -> None:
+        if learner.dist is not None:  # global sums and counts, not an average of averages
+            names = list(self._sums)
+            totals = learner.dist.sum(
+                [float(self._sums[k]) for k in names] + [float(self._count)],
+                f"Metrics: summing the {learner.phase.name} metrics over ranks",
+            )
+            self._sums, self._count = dict(zip(names, totals[:-1], strict=True)), int(totals[-1])
         if self._count == 0:
             return
         out = learner.cbstate.metrics

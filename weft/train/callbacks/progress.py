@@ -23,6 +23,7 @@ class ProgressBar(Callback):
     """
 
     access: ClassVar = {"step.loss": READ, "cbstate.metrics": READ, "data": READ}
+    rank_zero_only = True  # one writer in a distributed run
 
     def __init__(self, stream: TextIO | None = None, refresh: float = 0.2, quiet: bool = False):
         self.stream = stream

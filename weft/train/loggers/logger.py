@@ -29,6 +29,7 @@ class Logger(Callback):
     """
 
     asynchronous = True
+    rank_zero_only = True  # one writer in a distributed run
 
     def __init__(
         self,
