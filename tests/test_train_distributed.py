@@ -276,6 +276,42 @@ def test_two_nodes_as_two_torchrun_launchers(tmp_path):
         torch.testing.assert_close(value, b["params"][name], rtol=0, atol=0)
 
 
+TINY_CONFIG = """
+epochs = 2
+out = "run"
+[model]
+name = "simple_cnn"
+args = { widths = [4, 8] }
+[data]
+limit_train = 128
+limit_valid = 64
+batch_size = 32
+"""
+
+
+def test_weft_train_nproc_2(tmp_path, monkeypatch, capfd):
+    from weft.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(HERE.parents[1]))
+    (tmp_path / "config.toml").write_text(TINY_CONFIG)
+    assert main(["train", "config.toml", "--nproc", "2"]) == 0
+    out, err = capfd.readouterr()
+    # one summary (rank 0's): 128 samples in batches of 32 on 2 ranks are 2 steps per epoch
+    assert out.count("finished: valid_loss") == 1
+    assert "run/checkpoints/epoch1-step4.pt" in out
+    assert err.count("epoch 1 valid:") == 1  # the progress lines of rank 0 alone
+
+
+def test_weft_train_nproc_must_be_positive(tmp_path, monkeypatch, capsys):
+    from weft.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text(TINY_CONFIG)
+    assert main(["train", "config.toml", "--nproc", "0"]) == 2
+    assert "--nproc must be at least 1; got 0" in capsys.readouterr().err
+
+
 def test_distributed_true_outside_a_launch_says_how_to_launch(monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)

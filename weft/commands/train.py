@@ -87,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="output folder (overrides the config's `out`)")
     parser.add_argument("--epochs", type=int, help="number of epochs (overrides the config)")
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train in N processes on this machine, launched by torchrun's machinery (several "
+        "machines: run `torchrun ... -m weft.cli train CONFIG` on each)",
+    )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -351,16 +358,43 @@ def run(args: argparse.Namespace) -> int:
     from weft.datasets import DataError
 
     try:
+        if args.nproc < 1:
+            raise ConfigError(f"--nproc must be at least 1; got {args.nproc}")
         config = load_config(args.config)
         if args.out is not None:
             config["out"] = str(args.out)
         if args.epochs is not None:
             config["epochs"] = args.epochs
+        if args.nproc > 1:  # the config is checked once, here, before any process starts
+            return _launch(args)
         result = fit(config, resume=args.resume)
     except (ConfigError, DataError) as err:
         print(f"weft train: {err}", file=sys.stderr)
         return 2
-    print_artifacts(result)
+    if result.learner.dist is None or result.learner.dist.is_zero:
+        print_artifacts(result)
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Run this command in `args.nproc` processes under torchrun's elastic agent, on this
+    machine (`--standalone`: a free local port for the rendezvous)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args
+    from torch.distributed.run import run as torchrun
+
+    command = [str(args.config)] + (["--resume"] if args.resume else [])
+    if args.out is not None:
+        command += ["--out", str(args.out)]
+    if args.epochs is not None:
+        command += ["--epochs", str(args.epochs)]
+    launch = ["--standalone", "--nproc-per-node", str(args.nproc), "--module", "weft.cli"]
+    try:
+        torchrun(parse_args([*launch, "train", *command]))
+    except ChildFailedError as err:
+        failed = ", ".join(f"rank {rank}" for rank in sorted(err.failures))
+        print(f"weft train: {failed} failed; the first error is above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -443,8 +477,8 @@ def fit(config: dict[str, Any], *, resume: bool = False, catalog: Any = None) ->
     try:
         learner.fit(config["epochs"], resume=checkpoints if resume else None)
     finally:
-        data.train.close()
-        data.valid.close()
+        for loader in (data.train, data.valid, *learner.data.values()):  # shards, if distributed
+            loader.close()
         next(cb for cb in callbacks if isinstance(cb, Logger)).close()
     artifacts = {"metrics CSV": out / "log.csv"}
     if config["callbacks"]["tensorboard"]:
