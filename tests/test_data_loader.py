@@ -188,6 +188,8 @@ def test_bad_arguments_and_states_are_explained():
         Loader(batchview(X, 2), prefetch=0)
     with pytest.raises(TypeError, match="int is not a data container"):
         Loader(3)
+    with pytest.raises(ValueError, match="parallel must be 'process', 'thread' or None; got 'mpi'"):
+        DataLoader(X, 4, parallel="mpi", workers=2)
     loader = Loader(batchview(X, 10))
     with pytest.raises(KeyError, match=r"the state lacks \['batches', 'epoch'\]"):
         loader.load_state_dict({"seed": 0})

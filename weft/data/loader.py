@@ -279,6 +279,10 @@ def DataLoader(
     `parallel` is "process" (the default when `workers` > 0) or "thread". With `shuffle`, each
     epoch has its own order, drawn from (seed, epoch).
     """
+    if parallel not in (None, *_BACKENDS):
+        raise ValueError(
+            f"DataLoader: parallel must be 'process', 'thread' or None; got {parallel!r}"
+        )
     source = shuffleobs(data) if shuffle else data
     batches = batchview(source, batch_size, partial=not drop_last, collate=collate)
     return Loader(
