@@ -29,7 +29,7 @@ from weft.train import (
     StopReason,
     accuracy,
 )
-from weft.train.distributed import DistributedError
+from weft.train.distributed import Context, DistributedError
 from weft.train.loggers import Logger
 
 HERE = Path(__file__).resolve()
@@ -86,10 +86,11 @@ class _Note(Callback):
 
 
 class _DieOnRank(Callback):
-    """Kills its process at training step 3, as the OS would."""
+    """Kills rank 1 as the OS would, as training step 3 begins: rank 0 then waits for its
+    gradients inside DDP's backward."""
 
-    def on_step_end(self, learner) -> None:
-        if learner.dist.rank == 1 and learner.progress.step == 3:
+    def on_step_begin(self, learner) -> None:
+        if learner.dist.rank == 1 and learner.progress.step == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -235,8 +236,7 @@ def test_a_killed_rank_makes_the_other_fail_with_a_clear_error(tmp_path):
     procs[1].wait(timeout=10)
     assert procs[1].returncode == -signal.SIGKILL
     assert procs[0].returncode != 0
-    assert "DistributedError: rank 0/2:" in output, output
-    assert "another rank died" in output
+    assert "DistributedError: rank 0/2: train batch 2 failed: another rank died" in output, output
     assert time.monotonic() - t0 < 60
 
 
@@ -310,6 +310,35 @@ def test_weft_train_nproc_must_be_positive(tmp_path, monkeypatch, capsys):
     (tmp_path / "config.toml").write_text(TINY_CONFIG)
     assert main(["train", "config.toml", "--nproc", "0"]) == 2
     assert "--nproc must be at least 1; got 0" in capsys.readouterr().err
+
+
+def test_shards_cover_every_sample_once_per_epoch_in_a_new_order():
+    loader = DataLoader(np.arange(64), batch_size=8, shuffle=True, seed=5)
+    shards = [loader.shard(rank, 2) for rank in range(2)]
+    orders = []
+    for _epoch in range(2):
+        parts = [np.concatenate(list(shard)) for shard in shards]
+        assert len(shards[0]) == len(shards[1]) == 4
+        assert not set(parts[0]) & set(parts[1])
+        assert sorted(np.concatenate(parts)) == list(range(64))
+        orders.append(parts[0])
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch, alike on all ranks
+
+
+def test_a_remainder_is_padded_or_dropped_as_asked():
+    loader = DataLoader(np.arange(9), batch_size=2)
+    padded = [np.concatenate(list(loader.shard(r, 2, remainder="pad"))) for r in range(2)]
+    assert [list(p) for p in padded] == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 0]]
+    dropped = [np.concatenate(list(loader.shard(r, 2, remainder="drop"))) for r in range(2)]
+    assert [list(d) for d in dropped] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+
+
+def test_data_that_cannot_be_sharded_is_refused():
+    context = Context(0, 2, 0, torch.device("cpu"), 10.0)
+    assert context.shard([1, 2, 3, 4], "train") == [1, 3]  # a list of batches: by batch
+    unsampled = torch.utils.data.DataLoader(list(range(8)), batch_size=2)
+    with pytest.raises(ValueError, match=r"cannot shard the valid data \(DataLoader\) by rank"):
+        context.shard(unsampled, "valid")
 
 
 def test_distributed_true_outside_a_launch_says_how_to_launch(monkeypatch):

@@ -78,13 +78,17 @@ class Context:
                 dist.barrier()
 
     @contextmanager
-    def guard(self, what: str) -> Iterator[None]:
-        """Turn a failed collective into a `DistributedError` that says where and why."""
+    def guard(self, what: str, *, backend_only: bool = False) -> Iterator[None]:
+        """Turn a failed collective into a `DistributedError` that says where and why;
+        `backend_only` leaves errors that do not come from the backend (a user's bug in a
+        step) as they are."""
         try:
             yield
         except DistributedError:
             raise
-        except (RuntimeError, dist.DistError) as err:
+        except RuntimeError as err:  # gloo raises plain RuntimeErrors, nccl DistErrors
+            if backend_only and not _from_backend(err):
+                raise
             raise DistributedError(
                 f"rank {self.rank}/{self.world}: {what} failed: another rank died, stalled for "
                 f"more than {self.timeout:g} s, or ran a different number of steps; look for "
@@ -125,6 +129,13 @@ class Context:
             f"rank; use a weft Loader/DataLoader, a list of batches, or a torch DataLoader with "
             f"a DistributedSampler"
         )
+
+
+def _from_backend(err: RuntimeError) -> bool:
+    text = str(err)
+    return isinstance(err, dist.DistError) or any(
+        mark in text for mark in ("gloo", "NCCL", "c10d", "ProcessGroup")
+    )
 
 
 _active: Context | None = None  # the context to shut down at exit

@@ -311,8 +311,11 @@ class Learner:
             for batch in batches:
                 if positions is not None:
                     positions.consumed()
-                self._run_step(phase, batch)
-                if self.dist is not None:
+                if self.dist is None:
+                    self._run_step(phase, batch)
+                else:  # gradients are all-reduced inside the step: name a failure there too
+                    with self.dist.guard(f"{phase.name} batch {p.batch}", backend_only=True):
+                        self._run_step(phase, batch)
                     self._agree_stop(f"the stop check after {phase.name} batch {p.batch}")
                 if self._stop is not None:
                     finished = False
