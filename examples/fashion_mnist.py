@@ -1,5 +1,5 @@
 """Fashion-MNIST with weft: the MNIST recipe (`mnist.py`) with a wider CNN, random mirroring
-and more epochs; >= 93% test accuracy.
+and more epochs, aiming at >= 93% test accuracy (not measured yet; see examples/README.md).
 
     .venv/bin/python examples/fashion_mnist.py --out runs/fashion_mnist
     .venv/bin/python examples/fashion_mnist.py --tiny --out /tmp/fmnist   # a smoke test

@@ -1,5 +1,5 @@
-"""MNIST digits with weft: a small CNN, a one-cycle schedule and random shifts; >= 99.3% test
-accuracy in 8 epochs.
+"""MNIST digits with weft: a small CNN, a one-cycle schedule and random shifts, aiming at >= 99.3%
+test accuracy in 8 epochs (4 epochs measured 99.16%; see examples/README.md).
 
 The whole stack on one page: catalog -> lazy views -> parallel loader -> augmentation ->
 Learner with one-cycle -> checkpoints -> test accuracy -> ONNX. `fashion_mnist.py` runs the
