@@ -29,6 +29,7 @@ from weft.train.callbacks import (
     for_phases,
 )
 from weft.train.checkpoint import CheckpointError
+from weft.train.distributed import DistributedError
 from weft.train.events import (
     BackwardBegin,
     BackwardEnd,
@@ -62,6 +63,7 @@ __all__ = [
     "Callback",
     "CheckpointError",
     "Checkpointer",
+    "DistributedError",
     "EarlyStopping",
     "EpochBegin",
     "EpochEnd",

@@ -70,6 +70,7 @@ class Context:
         return out
 
     def barrier(self, what: str) -> None:
+        """Wait until every rank is here."""
         with self.guard(what):
             if dist.get_backend() == "gloo":
                 # names the ranks that did not arrive, rather than a bare timeout

@@ -316,7 +316,7 @@ class Learner:
                 else:  # gradients are all-reduced inside the step: name a failure there too
                     with self.dist.guard(f"{phase.name} batch {p.batch}", backend_only=True):
                         self._run_step(phase, batch)
-                    self._agree_stop(f"the stop check after {phase.name} batch {p.batch}")
+                    self._agree_stop(f"the stop check after {phase.name} batch {p.batch - 1}")
                 if self._stop is not None:
                     finished = False
                     break
