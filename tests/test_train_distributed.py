@@ -62,6 +62,10 @@ def _learner(*callbacks: Callback, distributed: bool | None = None) -> Learner:
     )
 
 
+def _checkpointer(folder: Path) -> Checkpointer:
+    return Checkpointer(folder, every_steps=2, keep_last=None)
+
+
 class _StopOnRank(Callback):
     """Asks to stop at training step 3 on one rank only (as a local TimeLimit would)."""
 
@@ -97,7 +101,7 @@ class _DieOnRank(Callback):
 def _main(scenario: str, out: Path, resume: str | None = None) -> None:
     torch.set_num_threads(1)
     extra = {
-        "fit": [Checkpointer(out / "ckpt"), _Note(out)],
+        "fit": [_checkpointer(out / "ckpt"), _Note(out)],
         "resume": [Checkpointer(out / "resumed")],
         "stop": [_StopOnRank(1)],
         "kill": [_DieOnRank()],
@@ -196,17 +200,33 @@ def test_global_metric_equals_single_process_over_the_same_data(fitted):
 def test_rank_zero_only_callbacks_run_on_rank_zero_only(fitted):
     assert sorted(f.name for f in fitted.glob("note*")) == ["note0"]
     assert Checkpointer.rank_zero_only and ProgressBar.rank_zero_only and Logger.rank_zero_only
-    assert [f.name for f in (fitted / "ckpt").glob("*.pt")] == ["epoch1-step8.pt"]
+    names = sorted(f.name for f in (fitted / "ckpt").glob("*.pt"))
+    assert names == ["epoch0-step2.pt", "epoch0-step4.pt", "epoch1-step6.pt", "epoch1-step8.pt"]
 
 
 def test_resume_two_ranks_on_one_process(fitted, tmp_path):
-    learner = _learner(Checkpointer(tmp_path), _Note(tmp_path), distributed=False)
+    learner = _learner(_checkpointer(tmp_path), _Note(tmp_path), distributed=False)
     with pytest.warns(UserWarning, match="training runs to epoch 3"):
         result = learner.fit(3, resume=fitted / "ckpt")
     assert result.completed and learner.progress.epoch == 3
     # 8 steps on 2 ranks (4 per epoch), then one epoch of 64 samples in batches of 8 alone
     assert learner.progress.step == 16
     assert [r["epoch"] for r in result.history] == [0, 1, 2]
+
+
+def test_resume_mid_epoch_on_one_process_continues_with_the_unseen_samples(fitted, tmp_path):
+    # 2 batches of 8 on each of 2 ranks are the epoch's first 32 shuffled samples, so one
+    # process continues at its batch 4, on the other 32
+    learner = _learner(_checkpointer(tmp_path), _Note(tmp_path), distributed=False)
+    seen: list[torch.Tensor] = []
+    learner.model.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].clone()) if module.training else None
+    )
+    learner.fit(2, resume=fitted / "ckpt" / "epoch0-step2.pt")
+    assert learner.progress.step == 2 + 4 + 8
+    order = np.concatenate([x for x, _ in DataLoader(_data()[0], 8, shuffle=True, seed=1)])
+    rest = torch.cat(seen[:4]).numpy()
+    assert sorted(map(tuple, rest)) == sorted(map(tuple, order[32:]))
 
 
 def test_resume_one_process_on_two_ranks(tmp_path):
