@@ -427,3 +427,25 @@ def test_a_killed_main_process_leaves_no_workers_or_shared_memory():
     # Workers notice their parent is gone; the resource tracker unlinks the slots it left.
     _, pids, main_pid = run_and_interrupt(signal.SIGKILL, to_group=False)
     wait_until_gone(pids, main_pid)
+
+
+FORK_AFTER_OPENCV = """
+import cv2, numpy as np
+from weft.data import DataLoader, mapobs
+image = np.random.default_rng(0).integers(0, 255, (512, 512, 3), np.uint8)
+for _ in range(20):  # leaves OpenCV's thread pool idle but alive, as augmentation does
+    cv2.warpAffine(image, np.eye(2, 3), (512, 512))
+    cv2.GaussianBlur(image, (5, 5), 0)
+data = mapobs(lambda i: cv2.GaussianBlur(image[:64, :64], (3, 3), 0), np.arange(8))
+print(len(list(DataLoader(data, 4, workers=2, parallel="process"))))
+"""
+
+
+def test_process_workers_start_after_opencv_used_its_thread_pool():
+    # A forked worker inherits the pool's locks but not its threads; without shutting the pool
+    # down around the fork, the worker hangs in OpenCV for ever.
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_AFTER_OPENCV], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"

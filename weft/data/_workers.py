@@ -89,19 +89,8 @@ class ProcessWorkers:
         self.pipes: list[Any] = []
         self.queued: list[deque] = []  # per worker: (task, k, epoch, slot) in the order sent
         try:
-            for w in range(count):
-                ours, theirs = context.Pipe(duplex=True)
-                process = context.Process(
-                    target=_worker_main,
-                    args=(w, theirs, batches, os.getpid()),
-                    name=f"weft-loader-{w}",
-                    daemon=True,
-                )
-                self.processes.append(process)
-                self.pipes.append(ours)
-                self.queued.append(deque())
-                process.start()
-                theirs.close()
+            with _no_inherited_thread_pools(context.get_start_method()):
+                self._start(context, batches, count)
         except BaseException as exc:
             self.close()
             if isinstance(exc, Exception) and "pickle" in str(exc).lower():
@@ -111,6 +100,21 @@ class ProcessWorkers:
                     "or backend='thread'"
                 ) from exc
             raise
+
+    def _start(self, context: Any, batches: Any, count: int) -> None:
+        for w in range(count):
+            ours, theirs = context.Pipe(duplex=True)
+            process = context.Process(
+                target=_worker_main,
+                args=(w, theirs, batches, os.getpid()),
+                name=f"weft-loader-{w}",
+                daemon=True,
+            )
+            self.processes.append(process)
+            self.pipes.append(ours)
+            self.queued.append(deque())
+            process.start()
+            theirs.close()
 
     def submit(self, task: int, k: int, seed: int, epoch: int) -> None:
         w = min(range(len(self.pipes)), key=lambda i: len(self.queued[i]))
@@ -234,6 +238,26 @@ def _worker_main(w: int, pipe: Any, batches: Any, parent: int) -> None:
     finally:
         for attached in slots:
             attached.close()
+
+
+@contextlib.contextmanager
+def _no_inherited_thread_pools(start_method: str) -> Any:
+    """Fork with OpenCV's thread pool shut down, then restore it.
+
+    A forked child inherits the pool's locks and condition variables but none of its threads;
+    OpenCV then hangs in the child the first time it touches the pool (seen here: a worker
+    stuck in pthread_cond_destroy after the parent had warped images).
+    """
+    cv2 = sys.modules.get("cv2") if start_method == "fork" else None
+    if cv2 is None:
+        yield
+        return
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _one_thread_per_worker() -> None:
