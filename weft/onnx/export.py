@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -141,17 +142,25 @@ def _torch_export(
         dynamic_shapes = tuple({0: batch} for _ in sample)
         if _takes_varargs(model):  # forward(*inputs): the tuple is one argument
             dynamic_shapes = (dynamic_shapes,)
+    # The exporter's notices about optional packages (torchvision ops it skips) go through
+    # both warnings and torch's logger; neither concerns a model that does not use them.
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notices about optional packages
-        return torch.onnx.export(
-            model,
-            sample,
-            dynamo=True,
-            dynamic_shapes=dynamic_shapes,
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
+        warnings.simplefilter("ignore")
+        try:
+            return torch.onnx.export(
+                model,
+                sample,
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                external_data=False,
+                verbose=False,
+            )
+        finally:
+            exporter_log.setLevel(level)
 
 
 _SINGLE_FILE_LIMIT = 1_900_000_000  # bytes; leaves room under protobuf's 2 GiB for the graph
