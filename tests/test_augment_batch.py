@@ -129,3 +129,19 @@ def test_buffer_errors():
         match=r"sample 0 gave out\['image'\] of shape \(3, 24, 24\), but the buffer is \(6, 3, 20, 20\)",
     ):
         apply_batch(PIPE, samples(), wrong, rng=0)
+
+
+def test_on_arrays_runs_in_spawned_loader_workers():
+    # spawn (macOS, and Linux from Python 3.14) pickles the pipeline into each worker.
+    from weft.augment import FlipX, Image, Sequence, on_arrays
+    from weft.data import Loader, batchview, mapobs
+
+    images = np.arange(4 * 8 * 8 * 3, dtype=np.uint8).reshape(4, 8, 8, 3)
+    data = mapobs(on_arrays(Sequence(FlipX()), (Image, None)), (images, np.arange(4)))
+    with Loader(batchview(data, 2), workers=1, backend="process", start_method="spawn") as loader:
+        spawned = list(loader)
+    serial = list(Loader(batchview(data, 2)))
+    for (xs, ys), (xe, ye) in zip(spawned, serial, strict=True):
+        np.testing.assert_array_equal(xs, xe)
+        np.testing.assert_array_equal(ys, ye)
+    np.testing.assert_array_equal(serial[0][0][0], images[0][:, ::-1])

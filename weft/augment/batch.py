@@ -100,18 +100,20 @@ def apply_batch(
     return out
 
 
-def on_arrays(pipeline: Transform, wrap: Any) -> Callable[..., Any]:
+class on_arrays:  # lower case: it is used like a function, mapobs(on_arrays(pipe, spec), data)
     """`f(obs, rng=None)`: wrap a plain-array observation as items, augment, return arrays.
 
     `wrap` mirrors the observation's tuple/dict structure with an item type (or any function
     array -> Item) per member and None for members that pass through, e.g.
     `mapobs(on_arrays(pipe, (Image, Mask, None)), data)` for (image, mask, label) observations.
+    A class rather than a closure so that it pickles into spawned loader workers.
     """
 
-    def augment(obs: Any, rng: np.random.Generator | int | None = None) -> Any:
-        return arrays(pipeline(_wrap(wrap, obs, "obs"), rng=rng))
+    def __init__(self, pipeline: Transform, wrap: Any) -> None:
+        self.pipeline, self.wrap = pipeline, wrap
 
-    return augment
+    def __call__(self, obs: Any, rng: np.random.Generator | int | None = None) -> Any:
+        return arrays(self.pipeline(_wrap(self.wrap, obs, "obs"), rng=rng))
 
 
 def _wrap(wrap: Any, obs: Any, path: str) -> Any:
