@@ -70,14 +70,9 @@ def _floats(text: str | None, option: str) -> list[float] | None:
 def _state_dict(path: Path) -> dict[str, Any]:
     import torch
 
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(
-            f"cannot read checkpoint {path}: {type(error).__name__}: {error}"
-        ) from None
+    from weft.train.checkpoint import read
+
+    state = read(path)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         return state["model"]  # a weft training checkpoint
     if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointError",
     "capture",
     "load",
+    "read",
     "restore",
     "restore_callbacks",
     "restore_training",
@@ -125,17 +126,22 @@ def save(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True` onto the CPU."""
+def read(path: str | os.PathLike) -> Any:
+    """Whatever a torch file holds, read safely: `weights_only=True` (no code runs), on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {type(err).__name__}: {err}"
         ) from None
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a weft checkpoint with `weights_only=True` onto the CPU."""
+    state = read(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a weft checkpoint (expected format {FORMAT!r})")
     return state
