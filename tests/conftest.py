@@ -22,3 +22,14 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data sets not found at {root} (set WEFT_SHARED_DATA)")
     return root
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No user or project catalogs, an empty cache, no $WEFT_DATA; cwd is tmp_path."""
+    monkeypatch.setenv("WEFT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("WEFT_DATA", raising=False)
+    monkeypatch.delenv("WEFT_CATALOG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -18,17 +18,6 @@ from weft.commands.train import ConfigError, build_augment, build_data, check_co
 from weft.datasets import DataError
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No user or project catalogs, an empty cache, no $WEFT_DATA; cwd is tmp_path."""
-    monkeypatch.setenv("WEFT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("WEFT_DATA", raising=False)
-    monkeypatch.delenv("WEFT_CATALOG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--help"])

@@ -40,17 +40,6 @@ def server(tmp_path):
     httpd.server_close()
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """An isolated cache, no user or project catalog, no $WEFT_DATA."""
-    monkeypatch.setenv("WEFT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.delenv("WEFT_DATA", raising=False)
-    monkeypatch.delenv("WEFT_CATALOG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -89,7 +78,7 @@ def test_download_verifies_and_is_atomic(server, tmp_path):
         download(f"{url}/missing.bin", other, "0" * 64)
 
 
-def test_catalog_downloads_a_set_on_load(server, env):
+def test_catalog_downloads_a_set_on_load(server, isolated):
     root, url = server
     images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
     files = {
@@ -101,24 +90,26 @@ def test_catalog_downloads_a_set_on_load(server, env):
     listed = ",\n".join(f'{{ url = "{url}/{n}", sha256 = "{sha(d)}" }}' for n, d in files.items())
     catalog = Catalog.read(
         write_catalog(
-            env / "Data.toml",
+            isolated / "Data.toml",
             f'[datasets.tiny]\nformat = "mnist"\nsplits = {{ train = "train" }}\nfiles = [\n{listed}\n]\n',
         )
     )
     entry = catalog["tiny"]
-    assert not entry.present() and entry.location() == env / "cache" / "tiny"
+    assert not entry.present() and entry.location() == isolated / "cache" / "tiny"
     data = load("tiny", "train", catalog=catalog)
     np.testing.assert_array_equal(getobs(data, 1)[0], images[1])
     assert entry.present()
-    assert sorted(p.name for p in (env / "cache").iterdir()) == ["tiny"]  # staging renamed away
+    assert sorted(p.name for p in (isolated / "cache").iterdir()) == [
+        "tiny"
+    ]  # staging renamed away
 
 
-def test_catalog_download_mismatch_keeps_nothing(server, env):
+def test_catalog_download_mismatch_keeps_nothing(server, isolated):
     root, url = server
     (root / "a.bin").write_bytes(b"tampered")
     catalog = Catalog.read(
         write_catalog(
-            env / "Data.toml",
+            isolated / "Data.toml",
             f'[datasets.bad]\nformat = "mnist"\nsplits = {{ train = "train" }}\n'
             f'files = [{{ url = "{url}/a.bin", sha256 = "{"ab" * 32}" }}]\n',
         )
@@ -126,12 +117,12 @@ def test_catalog_download_mismatch_keeps_nothing(server, env):
     with pytest.raises(DataError, match=f"expected {'ab' * 32}, got {sha(b'tampered')}"):
         load("bad", "train", catalog=catalog)
     assert not catalog["bad"].present()
-    assert not list((env / "cache" / ".bad.partial").iterdir())
+    assert not list((isolated / "cache" / ".bad.partial").iterdir())
     with pytest.raises(DataError, match=r"is not at .*cache/bad \(download=False\)"):
         load("bad", "train", catalog=catalog, download=False)
 
 
-def test_tar_archive_is_unpacked(server, env):
+def test_tar_archive_is_unpacked(server, isolated):
     root, url = server
     records = bytes([7]) + bytes(range(256)) * 12  # one CIFAR-10 record: label 7
     buffer = io.BytesIO()
@@ -142,7 +133,7 @@ def test_tar_archive_is_unpacked(server, env):
     (root / "c.tar.gz").write_bytes(buffer.getvalue())
     catalog = Catalog.read(
         write_catalog(
-            env / "Data.toml",
+            isolated / "Data.toml",
             f'[datasets.c10]\nformat = "cifar10-binary"\nsplits = {{ test = "test" }}\n'
             f'files = [{{ url = "{url}/c.tar.gz", sha256 = "{sha(buffer.getvalue())}" }}]\n',
         )
@@ -151,7 +142,7 @@ def test_tar_archive_is_unpacked(server, env):
     assert numobs(data) == 1 and getobs(data, 0)[1] == 7
 
 
-def test_tar_with_escaping_member_is_refused(server, env):
+def test_tar_with_escaping_member_is_refused(server, isolated):
     root, url = server
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -161,49 +152,52 @@ def test_tar_with_escaping_member_is_refused(server, env):
     (root / "e.tar.gz").write_bytes(buffer.getvalue())
     catalog = Catalog.read(
         write_catalog(
-            env / "Data.toml",
+            isolated / "Data.toml",
             f'[datasets.e]\nformat = "mnist"\nsplits = {{ train = "train" }}\n'
             f'files = [{{ url = "{url}/e.tar.gz", sha256 = "{sha(buffer.getvalue())}" }}]\n',
         )
     )
     with pytest.raises(DataError, match=r"holds '\.\./evil\.txt', which is a link or lies outside"):
         load("e", "train", catalog=catalog)
-    assert not (env / "cache" / "evil.txt").exists()
+    assert not (isolated / "cache" / "evil.txt").exists()
 
 
 # --- resolution -----------------------------------------------------------------------------------
 
 
-def test_search_path_order_and_relative_paths(env, monkeypatch):
-    (env / "other" / "data").mkdir(parents=True)
+def test_search_path_order_and_relative_paths(isolated, monkeypatch):
+    (isolated / "other" / "data").mkdir(parents=True)
     project = write_catalog(
-        env / "Data.toml",
+        isolated / "Data.toml",
         '[datasets.mine]\nformat = "shapes"\nsplits = { train = { n = 3 } }\n'
         '[datasets.mnist]\ndescription = "project override"\nformat = "shapes"\n'
         "splits = { train = { n = 2 } }\n",
     )
     override = write_catalog(
-        env / "other" / "Over.toml",
+        isolated / "other" / "Over.toml",
         '[datasets.mine]\nformat = "shapes"\npath = "data"\nsplits = { train = { n = 5 } }\n',
     )
     assert numobs(load("mine", "train")) == 3  # ./Data.toml
     assert default_catalog()["mnist"].description == "project override"  # beats the built-in
     monkeypatch.setenv("WEFT_CATALOG", str(override))
     entry = default_catalog()["mine"]
-    assert entry.catalog == str(override) and entry.location() == (env / "other" / "data").resolve()
+    assert (
+        entry.catalog == str(override)
+        and entry.location() == (isolated / "other" / "data").resolve()
+    )
     assert numobs(load("mine", "train")) == 5
     assert default_catalog().files[:2] == [str(override), str(project)]
 
 
-def test_user_catalog(env):
+def test_user_catalog(isolated):
     write_catalog(
-        env / "config" / "weft" / "Data.toml",
+        isolated / "config" / "weft" / "Data.toml",
         '[datasets.user_set]\nformat = "shapes"\nsplits = { a = { n = 4 } }\n',
     )
     assert numobs(load("user_set", "a")) == 4
 
 
-def test_weft_data_points_the_builtin_catalog_at_real_sets(env, monkeypatch, shared_data):
+def test_weft_data_points_the_builtin_catalog_at_real_sets(isolated, monkeypatch, shared_data):
     monkeypatch.setenv("WEFT_DATA", str(shared_data))
     entry = default_catalog()["mnist"]
     assert entry.location() == shared_data / "mnist" and entry.present()
@@ -211,10 +205,10 @@ def test_weft_data_points_the_builtin_catalog_at_real_sets(env, monkeypatch, sha
     assert set(load("camvid_val")) == {"val"}
 
 
-def test_builtin_without_data_points_at_cache(env):
+def test_builtin_without_data_points_at_cache(isolated):
     catalog = default_catalog()
     entry = catalog["cifar10"]
-    assert entry.location() == env / "cache" / "cifar10_binary" and not entry.present()
+    assert entry.location() == isolated / "cache" / "cifar10_binary" and not entry.present()
     assert entry.files[0].url == "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
     assert isinstance(load("shapes", "valid"), Shapes)
 
@@ -222,20 +216,20 @@ def test_builtin_without_data_points_at_cache(env):
 @pytest.mark.parametrize(
     "path", ["../outside", "a/../../outside", "/etc/passwd"], ids=["up", "nested", "absolute"]
 )
-def test_paths_cannot_escape_the_catalog_folder(env, path):
+def test_paths_cannot_escape_the_catalog_folder(isolated, path):
     catalog = write_catalog(
-        env / "cat" / "Data.toml",
+        isolated / "cat" / "Data.toml",
         f'[datasets.x]\nformat = "mnist"\npath = "{path}"\nsplits = {{ train = "train" }}\n',
     )
     with pytest.raises(DataError, match=r"datasets\.x\.path: path .* (leads outside|is absolute)"):
         Catalog.read(catalog)
 
 
-def test_split_paths_cannot_escape(env):
-    (env / "cat" / "seg").mkdir(parents=True)
+def test_split_paths_cannot_escape(isolated):
+    (isolated / "cat" / "seg").mkdir(parents=True)
     catalog = Catalog.read(
         write_catalog(
-            env / "cat" / "Data.toml",
+            isolated / "cat" / "Data.toml",
             '[datasets.s]\nformat = "segmentation"\npath = "seg"\n'
             'splits = { val = { images = "../..", masks = "m" } }\n',
         )
@@ -247,14 +241,14 @@ def test_split_paths_cannot_escape(env):
 # --- bad input ------------------------------------------------------------------------------------
 
 
-def test_unknown_name_suggests_close_matches(env):
+def test_unknown_name_suggests_close_matches(isolated):
     with pytest.raises(DataError, match=r"unknown data set 'mnsit'; did you mean 'mnist'\?"):
         load("mnsit")
     with pytest.raises(DataError, match=r"unknown data set 'zzz'; known data sets: camvid_val"):
         load("zzz")
 
 
-def test_unknown_split(env):
+def test_unknown_split(isolated):
     with pytest.raises(DataError, match=r"has no split 'test'; its splits are 'train', 'valid'"):
         load("shapes", "test")
 
@@ -307,10 +301,10 @@ def test_bad_catalogs(tmp_path, text, message):
         Catalog.read(write_catalog(tmp_path / "Data.toml", text))
 
 
-def test_missing_local_set_without_files(env):
+def test_missing_local_set_without_files(isolated):
     catalog = Catalog.read(
         write_catalog(
-            env / "Data.toml",
+            isolated / "Data.toml",
             '[datasets.gone]\nformat = "mnist"\npath = "nothing"\nsplits = { train = "train" }\n',
         )
     )
@@ -321,7 +315,7 @@ def test_missing_local_set_without_files(env):
         load("gone", "train", catalog=catalog)
 
 
-def test_example_catalog_parses(env):
+def test_example_catalog_parses(isolated):
     example = Path(__file__).resolve().parents[1] / "examples" / "Data.toml"
     catalog = Catalog.read(example)
     assert {"flowers", "streets", "people", "mnist_mirror", "shapes64"} <= set(catalog.entries)
