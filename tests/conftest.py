@@ -21,7 +21,7 @@ def shared_data() -> Path:
     root = shared_data_root()
     if not root.is_dir():
         pytest.skip(f"real data sets not found at {root} (set WEFT_SHARED_DATA)")
-    return root
+    return root.resolve()  # the catalog resolves paths; compare like with like
 
 
 @pytest.fixture
