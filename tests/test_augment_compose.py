@@ -8,22 +8,29 @@ import pytest
 
 from weft.augment import (
     Affine,
+    BoundingBoxes,
     Brightness,
     CenterCrop,
+    Cutout,
     FlipX,
     FlipY,
     Image,
     Keypoints,
     Mask,
     Maybe,
+    Normalize,
     OneOf,
+    Pad,
+    PadDivisible,
     Project,
+    RandomCrop,
     RandomResizedCrop,
     Rotate,
     Sequence,
     SomeOf,
     State,
 )
+from weft.augment.transform import warp_items
 
 
 def camvid(shared_data, k=0):
@@ -76,6 +83,65 @@ def test_one_of_projective_stays_projective_and_fuses():
     # One warp through the composed matrix reproduces the whole chain.
     once = Project(state.matrix, state.output_size)(Image(img)).data
     np.testing.assert_array_equal(out, once)
+
+
+def test_crops_pads_and_flips_compose_as_lattice_steps():
+    assert (
+        Sequence(Pad(2, 2, 2, 2), RandomCrop(28), Maybe(FlipX()), Normalize()).projective is False
+    )
+    lattice = Sequence(Pad(1), OneOf(FlipX(), FlipY()), SomeOf(CenterCrop(3), PadDivisible(4)))
+    assert lattice.lattice and Maybe(lattice).lattice
+    assert not Sequence(Pad(1), Rotate(5)).lattice and not OneOf(FlipX(), Rotate(5)).lattice
+    assert not Sequence(FlipX(), Brightness()).lattice
+
+
+LATTICE_CHAINS = [
+    [Pad(2, 2, 2, 2), RandomCrop(28), Maybe(FlipX())],
+    [Maybe(FlipY()), RandomCrop((20, 24)), Maybe(FlipX(), p=0.7), Pad(0, 3, 5, 0)],
+    [SomeOf(FlipX(), FlipY(), Pad(3, 0, 5, 1), n=(0, 3)), CenterCrop(15), PadDivisible(8)],
+    [Maybe(Sequence(FlipX(), Pad(1, 0, 0, 2))), OneOf(FlipY(), RandomCrop(25))],
+]
+
+
+@pytest.mark.parametrize("steps", LATTICE_CHAINS)
+def test_lattice_chains_equal_one_warp_through_the_composed_matrix(steps):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (28, 28, 3), np.uint8)
+    seg = rng.integers(0, 5, (28, 28), np.uint8)
+    points = rng.uniform(0, 28, (6, 2))
+    boxes = np.array([[1.0, 2, 10, 12], [5, 5, 27, 20.5]])
+    pipe = Sequence(*steps)
+    for seed in range(16):
+        sample = [
+            Image(img, border="reflect"),
+            Image(img, fill=(1, 2, 3)),
+            Mask(seg, fill=255),
+            Keypoints(points),
+            BoundingBoxes(boxes),
+        ]
+        state = pipe.draw_state(sample, rng=seed)
+        got = pipe(sample, rng=seed)
+        frame = sample[0].frame()
+        want = warp_items([x.with_frame(frame) for x in sample], state.matrix, state.output_size)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w), err_msg=f"seed {seed}")
+        assert got[3].visible.tolist() == want[3].visible.tolist()
+        assert got[4].visible.tolist() == want[4].visible.tolist()
+
+
+def test_lattice_runs_switch_to_the_matrix_at_a_resampling_step_and_flush_at_pixel_steps():
+    img = np.random.default_rng(1).integers(0, 256, (30, 30), np.uint8)
+    pipe = Sequence(Pad(2, 2, 2, 2), Maybe(FlipX()), Rotate(10), Cutout(1), RandomCrop(24))
+    first_run = Sequence(*pipe.transforms[:3])
+    for seed in range(8):
+        state = pipe.draw_state(Image(img), rng=seed)
+        params = state.params
+        # Replay by hand: one warp through the first run's matrix, the cutout, then the crop.
+        matrix, size = first_run.project(params[:3], (30, 30))
+        cut = Cutout(1).apply_image(Project(matrix, size)(Image(img)), params[3]).data
+        top, left = params[4]
+        want = cut[top : top + 24, left : left + 24]
+        np.testing.assert_array_equal(pipe(Image(img), state=state).data, want)
 
 
 def test_sequence_also_takes_a_list():

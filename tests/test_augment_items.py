@@ -14,6 +14,8 @@ from weft.augment.items import (
     Polygon,
     arrays,
     items_of,
+    lattice_copy,
+    lattice_matrix,
     project_points,
     replace_items,
     warp,
@@ -130,6 +132,68 @@ def test_integer_translation_is_a_slice_with_border_fill():
     padded = warp(img, np.array([[1.0, 0, 1], [0, 1, 0], [0, 0, 1]]), (5, 7), fill=9)
     np.testing.assert_array_equal(padded[:, 0], 9)
     np.testing.assert_array_equal(padded[:, 1:6], img)
+
+
+def opencv_nearest(data, matrix, size, border, fill):
+    """The reference warp: OpenCV, nearest neighbour, pixel-index convention."""
+    index = (
+        np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+        @ matrix
+        @ np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    )
+    modes = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE}
+    modes |= {"reflect": cv2.BORDER_REFLECT_101, "wrap": cv2.BORDER_WRAP}
+    value = (fill,) * 4 if np.isscalar(fill) else fill
+    out = cv2.warpAffine(
+        data,
+        index[:2],
+        size[::-1],
+        flags=cv2.INTER_NEAREST,
+        borderMode=modes[border],
+        borderValue=value,
+    )
+    return out.reshape(*size, *data.shape[2:])
+
+
+@pytest.mark.parametrize("border", ["constant", "replicate", "reflect", "wrap"])
+@pytest.mark.parametrize(
+    ("shape", "dtype", "fill"),
+    [
+        ((9, 7), np.uint8, 5),
+        ((9, 7, 3), np.uint8, (1, 2, 3)),
+        ((9, 7, 2), np.float32, 0.5),
+        ((9, 7, 1), np.int32, -1),
+        ((9, 7, 4), np.uint8, (9, 8, 7, 6)),
+    ],
+)
+def test_mirrors_and_whole_pixel_moves_are_exact_slices(border, shape, dtype, fill):
+    rng = np.random.default_rng(0)
+    data = (rng.random(shape) * 200).astype(dtype)
+    # Windows inside, straddling and wholly outside the source, with and without mirrors.
+    for sx, tx, sy, ty, size in [
+        (1, -1, 1, -2, (5, 4)),
+        (-1, 7, 1, 0, (9, 7)),
+        (-1, 9, -1, 11, (12, 11)),
+        (1, 3, -1, 4, (6, 8)),
+        (-1, -2, 1, 20, (4, 4)),
+        (1, 0, 1, 0, (9, 7)),
+    ]:
+        move = (sx, tx, sy, ty)
+        got = lattice_copy(data, move, size, border, fill)
+        want = opencv_nearest(data, lattice_matrix(move), size, border, fill)
+        assert got.dtype == data.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want, err_msg=f"{move} into {size}")
+        if border == "constant" and dtype != np.int32:
+            # The general warp (linear resampling) agrees exactly: every pixel is one source pixel.
+            np.testing.assert_array_equal(got, warp(data, lattice_matrix(move), size, fill=fill))
+
+
+def test_scalar_fill_covers_every_channel_of_a_whole_pixel_move():
+    img = np.zeros((4, 4, 2), np.float32)
+    moved = warp(img, np.array([[1.0, 0, 2], [0, 1, 0], [0, 0, 1]]), (4, 6), fill=0.5)
+    np.testing.assert_array_equal(moved[:, :2], 0.5)
+    rotated = warp(img, np.array([[0.0, -1, 4], [1, 0, 0], [0, 0, 1]]), (4, 6), fill=0.5)
+    np.testing.assert_array_equal(rotated[:, 4:], 0.5)
 
 
 def test_three_channel_fast_path_matches_opencv_directly():

@@ -294,7 +294,8 @@ class Normalize(Pixel):
             raise ValueError(f"Normalize: layout must be 'chw' or 'hwc', got {self.layout!r}")
         if np.dtype(self.dtype) not in (np.float32, np.float16):
             raise ValueError(f"Normalize: dtype must be float32 or float16, got {self.dtype!r}")
-        self._luts: dict[int, list[np.ndarray]] = {}
+        self._half = np.dtype(self.dtype) == np.float16
+        self._tables: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
 
     def _coeffs(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self._mean) not in (1, channels):
@@ -305,34 +306,38 @@ class Normalize(Pixel):
         std = np.broadcast_to(self._std, (channels,))
         return 1 / std, -mean / std
 
+    def _luts(self, channels: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """The uint8 -> float32 table of each channel, and all of them stacked for cv2.LUT."""
+        if channels not in self._tables:
+            scale, shift = self._coeffs(channels)
+            ramp = np.arange(256) / 255.0
+            planes = [(ramp * scale[i] + shift[i]).astype(np.float32) for i in range(channels)]
+            self._tables[channels] = planes, np.stack(planes, axis=-1)[:, None, :]
+        return self._tables[channels]
+
     def apply_image(self, image: Image, params: Any) -> Image:
         if image.layout != "hwc":
             raise ValueError(f"{self!r}: the image is already normalized (layout 'chw')")
         d = image.data
+        h, w = d.shape[:2]
         c = image.channels
-        planes = d.reshape(*d.shape[:2], c)
         if d.dtype == np.uint8:
-            if c not in self._luts:
-                scale, shift = self._coeffs(c)
-                ramp = np.arange(256) / 255.0
-                self._luts[c] = [(ramp * scale[i] + shift[i]).astype(np.float32) for i in range(c)]
-            luts = self._luts[c]
-            if self.layout == "hwc" or c == 1:
-                out = (
-                    cv2.LUT(planes, np.stack(luts, axis=-1)[:, None, :])
-                    if c > 1
-                    else cv2.LUT(planes, luts[0])
+            planes, stacked = self._luts(c)
+            if c == 1:
+                out = cv2.LUT(d, planes[0]).reshape(
+                    (1, h, w) if self.layout == "chw" else (h, w, 1)
                 )
-                out = out.reshape(*d.shape[:2], c)
-                out = out if self.layout == "hwc" else out.transpose(2, 0, 1)
+            elif self.layout == "hwc":
+                out = cv2.LUT(d, stacked)
             else:
-                out = np.empty((c, *d.shape[:2]), np.float32)
-                for i, plane in enumerate(cv2.split(planes)):
-                    cv2.LUT(plane, luts[i], dst=out[i])
+                out = np.empty((c, h, w), np.float32)
+                for i, plane in enumerate(cv2.split(d)):
+                    cv2.LUT(plane, planes[i], dst=out[i])
         else:
             scale, shift = self._coeffs(c)
+            planes = d.reshape(h, w, c)
             out = (planes * scale.astype(np.float32) + shift.astype(np.float32)).astype(np.float32)
             out = out if self.layout == "hwc" else np.ascontiguousarray(out.transpose(2, 0, 1))
-        if np.dtype(self.dtype) != np.float32:
+        if self._half:
             out = out.astype(self.dtype)
         return image.replace(out, self.layout)

@@ -11,15 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from weft.augment.items import Size
+from weft.augment.items import LatticeMap, Size
 from weft.augment.projective import _check_size, scaling, span, translation
-from weft.augment.transform import Projective
+from weft.augment.transform import Lattice, Projective
 
 __all__ = ["CenterCrop", "Crop", "Pad", "PadDivisible", "RandomCrop", "RandomResizedCrop"]
 
 
 @dataclass(repr=False)
-class _Window(Projective):
+class _Window(Lattice):
     """A `size` (h, w) window of the frame; subclasses say where its top-left pixel lies."""
 
     size: int | tuple[int, int]
@@ -35,9 +35,9 @@ class _Window(Projective):
                 f"put Resize, ScaleKeepAspect or Pad before it"
             )
 
-    def project(self, params: tuple[int, int], size: Size) -> tuple[np.ndarray, Size]:
+    def lattice_map(self, params: tuple[int, int], size: Size) -> tuple[LatticeMap, Size]:
         top, left = params
-        return translation(-left, -top), self._size
+        return (1, -left, 1, -top), self._size
 
 
 @dataclass(repr=False)
@@ -120,7 +120,7 @@ class RandomResizedCrop(Projective):
 
 
 @dataclass(repr=False)
-class Pad(Projective):
+class Pad(Lattice):
     """Add `top`, `bottom`, `left`, `right` pixels (filled by each item's border mode)."""
 
     top: int = 0
@@ -132,13 +132,13 @@ class Pad(Projective):
         if min(self.top, self.bottom, self.left, self.right) < 0:
             raise ValueError(f"{self!r}: padding must be >= 0; use a Crop to remove pixels")
 
-    def project(self, params: Any, size: Size) -> tuple[np.ndarray, Size]:
+    def lattice_map(self, params: Any, size: Size) -> tuple[LatticeMap, Size]:
         out = (size[0] + self.top + self.bottom, size[1] + self.left + self.right)
-        return translation(self.left, self.top), out
+        return (1, self.left, 1, self.top), out
 
 
 @dataclass(repr=False)
-class PadDivisible(Projective):
+class PadDivisible(Lattice):
     """Pad the bottom and right so height and width become multiples of `divisor`."""
 
     divisor: int
@@ -147,6 +147,6 @@ class PadDivisible(Projective):
         if self.divisor <= 0:
             raise ValueError(f"PadDivisible: divisor must be positive, got {self.divisor}")
 
-    def project(self, params: Any, size: Size) -> tuple[np.ndarray, Size]:
+    def lattice_map(self, params: Any, size: Size) -> tuple[LatticeMap, Size]:
         d = self.divisor
-        return np.eye(3), (-(-size[0] // d) * d, -(-size[1] // d) * d)
+        return (1, 0, 1, 0), (-(-size[0] // d) * d, -(-size[1] // d) * d)

@@ -21,16 +21,22 @@ __all__ = [
     "Image",
     "Item",
     "Keypoints",
+    "LatticeMap",
     "Mask",
     "Polygon",
     "Size",
     "arrays",
     "items_of",
+    "lattice_matrix",
     "replace_items",
 ]
 
 Size = tuple[int, int]
 """A frame size as (height, width), like a numpy shape."""
+
+LatticeMap = tuple[int, int, int, int]
+"""(sx, tx, sy, ty): the map x -> sx * x + tx, y -> sy * y + ty of the continuous frame, with
+sx, sy in {1, -1} and integer tx, ty: mirrors and whole-pixel moves, which never resample."""
 
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
@@ -64,6 +70,10 @@ class Item:
 
     def project(self, matrix: np.ndarray, size: Size) -> Item:
         raise NotImplementedError
+
+    def project_lattice(self, move: LatticeMap, size: Size) -> Item:
+        """`project` for a mirror-and-whole-pixel map; override when that has a cheaper exact form."""
+        return self.project(lattice_matrix(move), size)
 
     def with_frame(self, size: Size) -> Item:
         """This item placed in a frame of `size` (only coordinate items lack one)."""
@@ -142,13 +152,20 @@ class Image(Item):
             raise ValueError("it contains NaN or inf values")
 
     def project(self, matrix: np.ndarray, size: Size) -> Image:
+        self._need_hwc()
+        return self.replace(
+            warp(self.data, matrix, size, self.interp, self.border, self.fill), "hwc"
+        )
+
+    def project_lattice(self, move: LatticeMap, size: Size) -> Image:
+        self._need_hwc()
+        return self.replace(lattice_copy(self.data, move, size, self.border, self.fill), "hwc")
+
+    def _need_hwc(self) -> None:
         if self.layout != "hwc":
             raise ValueError(
                 f"{self.kind} has layout 'chw'; put geometric transforms before Normalize"
             )
-        return self.replace(
-            warp(self.data, matrix, size, self.interp, self.border, self.fill), "hwc"
-        )
 
 
 class Mask(Image):
@@ -396,6 +413,28 @@ def _prefilter(data: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return small.reshape(*small.shape[:2], *data.shape[2:]), m @ up
 
 
+def lattice_matrix(move: LatticeMap) -> np.ndarray:
+    """The 3x3 matrix of a mirror-and-whole-pixel map."""
+    sx, tx, sy, ty = move
+    return np.array([[sx, 0.0, tx], [0.0, sy, ty], [0.0, 0.0, 1.0]])
+
+
+def lattice_copy(
+    data: np.ndarray, move: LatticeMap, size: Size, border: str = "constant", fill: Any = 0
+) -> np.ndarray:
+    """What `warp` gives for a mirror-and-whole-pixel map, by slicing: every output pixel is one
+    source pixel (or the border's), so no resampling is needed and the result is exact.
+    """
+    sx, tx, sy, ty = move
+    # Mirroring the source first leaves a pure shift; every border mode commutes with a mirror.
+    x0, y0 = -tx, -ty
+    if sx < 0:
+        data, x0 = data[:, ::-1], data.shape[1] - tx
+    if sy < 0:
+        data, y0 = data[::-1], data.shape[0] - ty
+    return _shift(data, x0, y0, size, border, fill)
+
+
 def _shift(data: np.ndarray, x0: int, y0: int, size: Size, border: str, fill: Any) -> np.ndarray:
     """Output pixel (r, c) = data[r + y0, c + x0]; outside the source follows the border mode."""
     h, w = size
@@ -404,7 +443,14 @@ def _shift(data: np.ndarray, x0: int, y0: int, size: Size, border: str, fill: An
         return data[y0 : y0 + h, x0 : x0 + w].copy()
     top, left = max(0, -y0), max(0, -x0)
     bottom, right = max(0, y0 + h - sh), max(0, x0 + w - sw)
-    value = fill if isinstance(fill, (int, float)) else list(fill)
+    value = (
+        (fill,) * 4 if isinstance(fill, (int, float)) else list(fill)
+    )  # as `warp`: every channel
+    if border == "constant" and top + bottom < h and left + right < w:
+        # A constant border needs only the window's part of the source: pad just that, once.
+        part = data[y0 + top : y0 + h - bottom, x0 + left : x0 + w - right]
+        out = cv2.copyMakeBorder(part, top, bottom, left, right, cv2.BORDER_CONSTANT, value=value)
+        return out.reshape(h, w, *data.shape[2:])
     padded = cv2.copyMakeBorder(data, top, bottom, left, right, BORDERS[border], value=value)
     padded = padded.reshape(*padded.shape[:2], *data.shape[2:])
     r, c = y0 + top, x0 + left

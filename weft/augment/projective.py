@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from weft.augment.items import Size
-from weft.augment.transform import Projective
+from weft.augment.items import LatticeMap, Size
+from weft.augment.transform import Lattice, Projective
 
 __all__ = [
     "Affine",
@@ -183,19 +183,19 @@ class Translate(Affine):
 
 
 @dataclass(repr=False)
-class FlipX(Projective):
+class FlipX(Lattice):
     """Mirror left-right (always; wrap in Maybe for a random flip)."""
 
-    def project(self, params: Any, size: Size) -> tuple[np.ndarray, Size]:
-        return np.array([[-1.0, 0, size[1]], [0, 1, 0], [0, 0, 1]]), size
+    def lattice_map(self, params: Any, size: Size) -> tuple[LatticeMap, Size]:
+        return (-1, size[1], 1, 0), size
 
 
 @dataclass(repr=False)
-class FlipY(Projective):
+class FlipY(Lattice):
     """Mirror top-bottom (always; wrap in Maybe for a random flip)."""
 
-    def project(self, params: Any, size: Size) -> tuple[np.ndarray, Size]:
-        return np.array([[1.0, 0, 0], [0, -1, size[0]], [0, 0, 1]]), size
+    def lattice_map(self, params: Any, size: Size) -> tuple[LatticeMap, Size]:
+        return (1, 0, -1, size[0]), size
 
 
 def _check_size(size: Any, name: str, owner: str) -> tuple[int, int]:

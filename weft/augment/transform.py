@@ -4,6 +4,9 @@ A transform first draws its random parameters from a numpy Generator into plain 
 recordable state), then applies them. Projective transforms also say which 3x3 matrix and output
 size their parameters mean, so a run of them composes into one matrix and one warp.
 
+Steps that only mirror and move by whole pixels (crops, pads, flips) are `Lattice` steps: a run
+of them composes in integers and moves images by slicing, with the same result as the warp.
+
 Extending: subclass `Projective` and implement `draw` and `project` for a geometric step, or
 `Pixel` and implement `draw` and `apply_image` for a step that only changes image values.
 """
@@ -15,11 +18,31 @@ from typing import Any
 
 import numpy as np
 
-from weft.augment.items import Image, Item, Mask, Size, items_of, replace_items
+from weft.augment.items import (
+    Image,
+    Item,
+    LatticeMap,
+    Mask,
+    Size,
+    items_of,
+    lattice_matrix,
+    replace_items,
+)
 
-__all__ = ["Pixel", "Projective", "State", "Transform", "as_generator", "warp_items"]
+__all__ = [
+    "Lattice",
+    "Pixel",
+    "Projective",
+    "State",
+    "Transform",
+    "as_generator",
+    "compose_lattice",
+    "lattice_items",
+    "warp_items",
+]
 
 IDENTITY = np.eye(3)
+UNMOVED: LatticeMap = (1, 0, 1, 0)
 
 
 def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -53,6 +76,7 @@ class Transform:
     """
 
     projective: bool = False
+    lattice: bool = False  # projective, and every draw only mirrors and moves by whole pixels
 
     def draw(self, rng: np.random.Generator, size: Size) -> Any:
         """Draw this step's random parameters for an input frame of `size` (h, w)."""
@@ -61,6 +85,10 @@ class Transform:
     def project(self, params: Any, size: Size) -> tuple[np.ndarray, Size]:
         """The 3x3 matrix and output size these parameters mean (identity for pixel steps)."""
         return IDENTITY, size
+
+    def lattice_map(self, params: Any, size: Size) -> tuple[LatticeMap, Size]:
+        """`project` as a mirror-and-whole-pixel map; only called when `lattice` is true."""
+        raise NotImplementedError(f"{self!r} is not a lattice step")
 
     def apply(self, items: list[Item], params: Any, size: Size) -> list[Item]:
         """Apply drawn parameters to the items of one sample, all in a frame of `size`."""
@@ -77,13 +105,15 @@ class Transform:
         """Augment `sample` with fresh parameters from `rng`, or replay a recorded `state`."""
         items, size, source = self._prepare(sample)
         if state is None:
-            state = self._draw_state(as_generator(rng), size, source)
+            params = self._draw(as_generator(rng), size, source)
         elif state.input_size != size:
             raise ValueError(
                 f"{self!r}: the recorded state is for a {state.input_size} frame but this sample's "
                 f"frame is {size}; replay a state only on the sample it was drawn for"
             )
-        return replace_items(sample, iter(self.apply(items, state.params, size)))
+        else:
+            params = state.params
+        return replace_items(sample, iter(self.apply(items, params, size)))
 
     def draw_state(self, sample: Any, rng: np.random.Generator | int | None = None) -> State:
         """Draw (without applying) the parameters for `sample`; pass them back as `state=`."""
@@ -104,11 +134,14 @@ class Transform:
         back = np.linalg.inv(state.matrix)
         return replace_items(sample, iter(warp_items(items, back, state.input_size)))
 
-    def _draw_state(self, rng: np.random.Generator, size: Size, source: str) -> State:
+    def _draw(self, rng: np.random.Generator, size: Size, source: str) -> Any:
         try:
-            params = self.draw(rng, size)
+            return self.draw(rng, size)
         except ValueError as e:
             raise ValueError(f"{e} (the frame is that of {source})") from None
+
+    def _draw_state(self, rng: np.random.Generator, size: Size, source: str) -> State:
+        params = self._draw(rng, size, source)
         matrix, out = self.project(params, size)
         return State(params, size, out, matrix)
 
@@ -157,6 +190,20 @@ def warp_items(items: list[Item], matrix: np.ndarray, size: Size) -> list[Item]:
     return [item.project(matrix, size) for item in items]
 
 
+def lattice_items(items: list[Item], move: LatticeMap, size: Size) -> list[Item]:
+    """`warp_items` for a mirror-and-whole-pixel map: the same result, by slicing."""
+    if move == UNMOVED and size == _frame(items):
+        return items
+    return [item.project_lattice(move, size) for item in items]
+
+
+def compose_lattice(after: LatticeMap, before: LatticeMap) -> LatticeMap:
+    """The map `before`, then `after` (the integer form of `matrix(after) @ matrix(before)`)."""
+    sa, ta, sb, tb = after
+    sc, tc, sd, td = before
+    return sa * sc, sa * tc + ta, sb * sd, sb * td + tb
+
+
 def _frame(items: list[Item]) -> Size | None:
     return items[0].frame() if items else None
 
@@ -168,6 +215,23 @@ class Projective(Transform):
     """
 
     projective = True
+
+
+class Lattice(Projective):
+    """A geometric step that only mirrors and moves by whole pixels (crops, pads, flips).
+
+    Extending: implement `draw` and `lattice_map`; `project` and `apply` follow from it.
+    """
+
+    lattice = True
+
+    def project(self, params: Any, size: Size) -> tuple[np.ndarray, Size]:
+        move, out = self.lattice_map(params, size)
+        return lattice_matrix(move), out
+
+    def apply(self, items: list[Item], params: Any, size: Size) -> list[Item]:
+        move, out = self.lattice_map(params, size)
+        return lattice_items(items, move, out)
 
 
 class Pixel(Transform):
