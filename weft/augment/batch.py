@@ -135,6 +135,10 @@ def _wrap(wrap: Any, obs: Any, path: str) -> Any:
                 f"on_arrays: {path} should be a sequence of {len(wrap)} members like the wrap "
                 f"spec, got {got}"
             )
-        members = enumerate(zip(wrap, obs, strict=True))
-        return type(obs)(_wrap(w, o, f"{path}[{i}]") for i, (w, o) in members)
+        return type(obs)(
+            [
+                o if w is None else _wrap(w, o, f"{path}[{i}]")
+                for i, (w, o) in enumerate(zip(wrap, obs, strict=True))
+            ]
+        )
     return wrap(obs)

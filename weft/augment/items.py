@@ -82,8 +82,7 @@ class Item:
     def evolve(self, **changes: Any) -> Item:
         """A copy with some attributes replaced; items are never changed in place."""
         new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
+        new.__dict__ = self.__dict__ | changes
         return new
 
 
@@ -457,27 +456,41 @@ def _shift(data: np.ndarray, x0: int, y0: int, size: Size, border: str, fill: An
     return padded[r : r + h, c : c + w].copy()
 
 
-def items_of(sample: Any, path: str = "sample") -> Iterator[tuple[str, Item]]:
+def items_of(sample: Any, path: str = "sample") -> list[tuple[str, Item]]:
     """Every Item in a (nested) tuple/list/dict sample, with a path such as sample['mask']."""
+    found: list[tuple[str, Item]] = []
+    _find(sample, path, found)
+    return found
+
+
+_NESTED = (Item, dict, tuple, list)  # what may hold items; other values are passed by as they are
+
+
+def _find(sample: Any, path: str, found: list[tuple[str, Item]]) -> None:
     if isinstance(sample, Item):
-        yield path, sample
+        found.append((path, sample))
     elif isinstance(sample, dict):
         for k, v in sample.items():
-            yield from items_of(v, f"{path}[{k!r}]")
+            if isinstance(v, _NESTED):
+                _find(v, f"{path}[{k!r}]", found)
     elif isinstance(sample, (tuple, list)):
         for i, v in enumerate(sample):
-            yield from items_of(v, f"{path}[{i}]")
+            if isinstance(v, _NESTED):
+                _find(v, f"{path}[{i}]", found)
 
 
 def replace_items(sample: Any, new: Iterator[Item] | Callable[[Item], Item]) -> Any:
     """The same structure with each Item replaced, in `items_of` order; other values untouched."""
-    take = new if callable(new) else (lambda _item: next(new))
+    return _replace(sample, new if callable(new) else (lambda _item: next(new)))
+
+
+def _replace(sample: Any, take: Callable[[Item], Any]) -> Any:
     if isinstance(sample, Item):
         return take(sample)
     if isinstance(sample, dict):
-        return {k: replace_items(v, take) for k, v in sample.items()}
+        return {k: _replace(v, take) if isinstance(v, _NESTED) else v for k, v in sample.items()}
     if isinstance(sample, (tuple, list)):
-        return type(sample)(replace_items(v, take) for v in sample)
+        return type(sample)([_replace(v, take) if isinstance(v, _NESTED) else v for v in sample])
     return sample
 
 

@@ -147,7 +147,7 @@ class Transform:
 
     def _prepare(self, sample: Any, default: Size | None = None) -> tuple[list[Item], Size, str]:
         """Check every item, naming it and this transform on failure; find the common frame."""
-        found = list(items_of(sample))
+        found = items_of(sample)
         if not found:
             raise ValueError(
                 f"{self!r}: the sample holds no items to augment; wrap arrays as Image(...), "
