@@ -7,7 +7,14 @@ Prints samples/s (median over interleaved rounds) and the weft/Albumentations ra
 PSNR of each library's (b) output against one Lanczos warp of the same composed transform
 drawn with the same parameters (over pixels whose source lies inside the image).
 
-    .venv/bin/python benchmarks/augment.py [--rounds 15] [--block 40]
+(c) small images per sample, against the torch ops of `benchmarks/time_to_accuracy.py`: what one
+loader worker does per observation. weft: `on_arrays(pipeline, (Image, None))` called with the
+observation's `weft.data.sample_rng` (as `mapobs` does); torch: that benchmark's `Augmented`
+Dataset (`__getitem__`), and the same ops on 32x32x3 for the CIFAR-10 recipe. One torch thread,
+one OpenCV thread; synthetic uint8 images (the ops do not depend on the content). Times are CPU
+time of the process (both sides single-threaded), so other jobs on a shared machine count less.
+
+    .venv/bin/python benchmarks/augment.py [--rounds 15] [--block 40] [--only large|small]
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ import argparse
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 import weft.augment as W
+from weft.data import sample_rng
 
 DATA = Path(
     os.environ.get("WEFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -82,15 +91,17 @@ def albu_pipelines():
     return full, geo, geo_record
 
 
-def timed_rounds(cases: dict, rounds: int, block: int) -> dict[str, float]:
+def timed_rounds(
+    cases: dict, rounds: int, block: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
     """Median seconds per sample of each case, the cases interleaved block by block."""
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             for i in range(block):
                 fn(i)
-            times[name].append((time.perf_counter() - t0) / block)
+            times[name].append((clock() - t0) / block)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -147,8 +158,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--block", type=int, default=40)
     parser.add_argument("--psnr-samples", type=int, default=50)
+    parser.add_argument("--only", choices=["large", "small"], help="(a)-(b) or (c) alone")
     args = parser.parse_args()
     cv2.setNumThreads(1)
+    if args.only != "small":
+        large_images(args)
+    if args.only != "large":
+        small_images(args)
+
+
+def large_images(args: argparse.Namespace) -> None:
     import albumentations as A
 
     inputs = load_inputs(20)
@@ -212,6 +231,71 @@ def main() -> None:
         print(
             f"(b) PSNR vs one Lanczos warp, {k}: median {np.median(v):.1f} dB over {len(v)} samples"
         )
+
+
+def small_images(args: argparse.Namespace) -> None:
+    """(c): per-sample cost of the MNIST, Fashion-MNIST and CIFAR-10 recipes' augmentation."""
+    import torch
+    import torch.nn.functional as F
+    from time_to_accuracy import RECIPES, Augmented  # also puts examples/ on sys.path
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    n = 1000
+    gray = rng.integers(0, 256, (n, 28, 28), np.uint8)
+    color = rng.integers(0, 256, (n, 32, 32, 3), np.uint8)
+    labels = rng.integers(0, 10, n)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    cifar = W.Sequence(
+        W.Pad(4, 4, 4, 4), W.RandomCrop(32), W.Maybe(W.FlipX()), W.Normalize(mean, std)
+    )
+    t_mean, t_std = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
+    t_color = torch.tensor(color)
+
+    def torch_cifar(i: int) -> tuple[torch.Tensor, int]:
+        """torchvision's RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize."""
+        x = t_color[i].permute(2, 0, 1).float().div_(255)
+        x = F.pad(x, (4, 4, 4, 4))
+        top, left = torch.randint(0, 9, (2,)).tolist()
+        x = x[:, top : top + 32, left : left + 32]
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        return ((x - t_mean) / t_std).contiguous(), int(labels[i])
+
+    cases = {}
+    for name in ("mnist", "fashion_mnist"):
+        recipe = RECIPES[name]
+        steps = [W.Pad(2, 2, 2, 2), W.RandomCrop(28)] + (
+            [W.Maybe(W.FlipX())] if recipe.flip else []
+        )
+        pipe = W.Sequence(*steps, W.Normalize((recipe.mean,), (recipe.std,)))
+        weft_f = W.on_arrays(pipe, (W.Image, None))
+        torch_ds = Augmented(gray, labels, recipe, train=True)
+        cases[f"{name} weft"] = lambda i, f=weft_f: f(
+            (gray[i % n], labels[i % n]), rng=sample_rng(i)
+        )
+        cases[f"{name} torch"] = lambda i, ds=torch_ds: ds[i % n]
+    weft_cifar = W.on_arrays(cifar, (W.Image, None))
+    cases["cifar10 weft"] = lambda i: weft_cifar((color[i % n], labels[i % n]), rng=sample_rng(i))
+    cases["cifar10 torch"] = lambda i: torch_cifar(i % n)
+    for fn in cases.values():
+        fn(0)
+    # CPU time of this process: both sides are single-threaded, and on a shared machine wall
+    # time would also count the time other jobs held the core.
+    med = timed_rounds(cases, args.rounds, args.block * 25, clock=time.process_time)
+    print(
+        f"(c) small images, CPU us per sample (median of {args.rounds} interleaved rounds of "
+        f"{args.block * 25}), torch {torch.__version__}, 1 thread, load average "
+        f"{os.getloadavg()[0]:.1f}:"
+    )
+    print(f"  {'recipe':<14} {'weft us':>8} {'torch us':>9} {'weft/torch time':>16}")
+    for name, what in [
+        ("mnist", "pad 2, crop 28, normalize; 1x28x28"),
+        ("fashion_mnist", "+ random mirror"),
+        ("cifar10", "pad 4, crop 32, mirror, normalize; 3x32x32"),
+    ]:
+        w, t = med[f"{name} weft"], med[f"{name} torch"]
+        print(f"  {name:<14} {w * 1e6:>8.1f} {t * 1e6:>9.1f} {w / t:>15.2f}x   ({what})")
 
 
 if __name__ == "__main__":
