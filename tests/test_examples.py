@@ -62,7 +62,7 @@ def test_mnist_recipes(examples, tmp_path: Path, name: str):
     history = (out / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,step,time,train_loss,train_accuracy")
     assert len(history) == 2 and history[1].startswith("0,4,")  # 512 images / 128 per batch
-    model = restored(examples("mnist").cnn(recipe.widths), out)
+    model = restored(recipe.model(), out)
     assert_onnx_matches(model, out / "model.onnx", (1, 28, 28))
 
 
