@@ -51,6 +51,17 @@ def test_tensorboard_event_files_hold_what_was_logged(tmp_path):
     )
 
 
+def test_tensorboard_backend_that_never_logs_leaves_no_file(tmp_path):
+    # what ranks other than 0 do in a distributed run: build the backend, never write, close
+    backend = TensorBoardBackend(tmp_path / "tb")
+    backend.flush()
+    backend.close()
+    assert not (tmp_path / "tb").exists()
+    backend.log_scalars({"loss": 1.0}, 0)
+    backend.close()
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+
+
 def test_csv_backend_writes_long_rows(tmp_path):
     path = tmp_path / "log" / "metrics.csv"
     logger = Logger(CSVBackend(path), hparams={"batch": 6})

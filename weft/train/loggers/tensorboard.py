@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -13,13 +14,17 @@ __all__ = ["TensorBoardBackend"]
 
 class TensorBoardBackend(Backend):
     """Write scalars, hyperparameters, histograms and images as TensorBoard event files in
-    `log_dir` (view with `tensorboard --logdir <log_dir>`)."""
+    `log_dir` (view with `tensorboard --logdir <log_dir>`). The event file is created at the
+    first write, so processes that never log (ranks other than 0) leave no empty file."""
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
+        self.log_dir = os.fspath(log_dir)
+
+    @functools.cached_property
+    def writer(self) -> Any:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.log_dir = os.fspath(log_dir)
-        self.writer = SummaryWriter(self.log_dir)
+        return SummaryWriter(self.log_dir)
 
     def log_scalars(self, values: Mapping[str, float], step: int) -> None:
         for tag, value in values.items():
@@ -38,7 +43,9 @@ class TensorBoardBackend(Backend):
         self.writer.add_image(tag, image, step, dataformats="CHW")
 
     def flush(self) -> None:
-        self.writer.flush()
+        if "writer" in self.__dict__:
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if "writer" in self.__dict__:
+            self.writer.close()
