@@ -334,10 +334,14 @@ class Normalize(Pixel):
                 for i, plane in enumerate(cv2.split(d)):
                     cv2.LUT(plane, planes[i], dst=out[i])
         else:
-            scale, shift = self._coeffs(c)
+            # x * scale + shift written straight into the output layout: one array, no copies.
+            scale, shift = (v.astype(np.float32) for v in self._coeffs(c))
             planes = d.reshape(h, w, c)
-            out = (planes * scale.astype(np.float32) + shift.astype(np.float32)).astype(np.float32)
-            out = out if self.layout == "hwc" else np.ascontiguousarray(out.transpose(2, 0, 1))
+            if self.layout == "chw":
+                planes = planes.transpose(2, 0, 1)
+                scale, shift = scale[:, None, None], shift[:, None, None]
+            out = np.multiply(planes, scale, out=np.empty(planes.shape, np.float32))
+            out += shift
         if self._half:
             out = out.astype(self.dtype)
         return image.replace(out, self.layout)
