@@ -8,7 +8,6 @@ import pytest
 from weft.data import (
     ObsView,
     batchview,
-    collate,
     epoch_context,
     filterobs,
     getobs,
@@ -174,15 +173,6 @@ def test_batchview_into_buffers_gathers_in_place():
     out = getobs_into(buffer, batches, 1)
     assert out[0] is buffer[0]
     np.testing.assert_array_equal(out[0], X[11:3:-1])
-
-
-def test_collate_stacks_lists_and_reports_shape_mismatch():
-    batch = collate([(np.zeros(3), 1), (np.ones(3), 2)])
-    assert batch[0].shape == (2, 3) and batch[1].tolist() == [1, 2]
-    assert collate(["a", "b"]) == ["a", "b"]
-    assert collate([True, False]).dtype == bool
-    with pytest.raises(ValueError, match=r"different shapes \(2,\), \(3,\)"):
-        collate([np.zeros(3), np.zeros(2)])
 
 
 def test_joinobs_concatenates_and_keeps_request_order():

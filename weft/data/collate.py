@@ -4,20 +4,25 @@
 keep their structure, and lists (or generic sequences) give a list of observations. `collate`
 stacks what is still a list of observations, recursing through tuples and dicts, so it is a
 no-op on what is already batched.
+
+Observations are stacked row by row: each one is copied into its row of the batch as soon as it
+arrives and can then be dropped, so the memory its successor allocates is the memory it freed,
+still in cache. Collecting a batch's fresh results first and stacking them after touches new
+memory for every sample (a 256 x 12 KiB batch cost ~5 µs more per sample that way, here).
 """
 
 from __future__ import annotations
 
 import numbers
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from weft.data.containers import copy_into
 
-__all__ = ["collate", "collate_into"]
+__all__ = ["collate", "collate_into", "collate_rows"]
 
 
 def collate(batch: Any) -> Any:
@@ -31,7 +36,7 @@ def collate(batch: Any) -> Any:
     if isinstance(batch, Mapping):
         return {key: collate(value) for key, value in batch.items()}
     if isinstance(batch, list):
-        return _stack(batch)
+        return collate_rows(batch, len(batch))
     return batch
 
 
@@ -39,24 +44,178 @@ def collate_into(buffer: Any, batch: Any) -> Any:
     """`collate(batch)` written straight into the matching arrays of `buffer` (the loader's
     reused shared-memory slots); parts that do not fit the buffer come back freshly collated.
     """
-    if isinstance(batch, list) and batch:
-        first = batch[0]
-        if isinstance(buffer, np.ndarray) and isinstance(first, np.ndarray):
-            if buffer.shape == (len(batch), *first.shape) and buffer.dtype == first.dtype:
-                try:
-                    return np.stack(batch, out=buffer)
-                except ValueError:
-                    pass  # shapes differ within the batch: collate explains it below
-        elif isinstance(first, tuple) and isinstance(buffer, tuple) and len(buffer) == len(first):
-            _check_lengths(batch, len(first))
-            return tuple(collate_into(b, [obs[k] for obs in batch]) for k, b in enumerate(buffer))
-        elif (
-            isinstance(first, Mapping)
-            and isinstance(buffer, Mapping)
-            and buffer.keys() == first.keys()
-        ):
-            return {key: collate_into(b, [obs[key] for obs in batch]) for key, b in buffer.items()}
+    if isinstance(batch, list):
+        return collate_rows(batch, len(batch), buffer)
     return copy_into(buffer, collate(batch))
+
+
+def collate_rows(observations: Iterable, count: int, buffer: Any = None) -> Any:
+    """`collate` of the `count` observations that `observations` yields, each copied into its
+    row of the batch as it arrives: into `buffer`'s arrays where they fit, else new ones.
+
+    Give it an iterator that computes observations as they are consumed (`MapView.each`), and
+    no more than two of them are alive at a time: the one being computed and the one before.
+    """
+    rows = iter(observations)
+    if count == 0:
+        return []
+    first = next(rows)
+    spec = _spec(first)
+    leaves_of = _leaf_reader(spec)
+    rooms = _matching(spec, buffer)
+    columns = [
+        _Column(leaf, count, room) for leaf, room in zip(leaves_of(first, 0), rooms, strict=True)
+    ]
+    del first  # nothing keeps an observation once it is copied
+    puts, j = [column.put for column in columns], 0
+    if _is_flat(spec):  # a tuple of leaves, the common case: no call per observation to split it
+        width = len(puts)
+        for j, observation in enumerate(rows, 1):
+            if len(observation) != width:
+                _fields_of(observation, j, width)
+            for put, leaf in zip(puts, observation):  # noqa: B905 (lengths checked above)
+                put(j, leaf)
+    else:
+        for j, observation in enumerate(rows, 1):
+            for put, leaf in zip(puts, leaves_of(observation, j), strict=True):
+                put(j, leaf)
+    if j + 1 != count:
+        raise ValueError(f"collate_rows: expected {count} observations, got {j + 1}")
+    stacked = [column.result(room) for column, room in zip(columns, rooms, strict=True)]
+    return _build(spec, iter(stacked))
+
+
+# --- the structure of one observation ----------------------------------------------------------
+# A spec is None for a leaf, (tuple, length, children) or (dict, keys, children): the structure
+# of the first observation, which `_stack` would recurse through.
+
+
+def _spec(observation: Any) -> Any:
+    if isinstance(observation, tuple):
+        return (tuple, len(observation), tuple(_spec(x) for x in observation))
+    if isinstance(observation, Mapping):
+        return (dict, tuple(observation), tuple(_spec(v) for v in observation.values()))
+    return None
+
+
+def _leaf_reader(spec: Any) -> Callable[[Any, int], Sequence]:
+    """A function giving the leaves of observation `j` in the order of `spec`; built once per
+    batch, since it runs per observation. A tuple of plain leaves is its own leaf sequence."""
+    if spec is None:
+        return lambda observation, j: (observation,)
+    kind, keys, children = spec
+    readers = [_leaf_reader(child) for child in children]
+    if kind is tuple:
+        return lambda observation, j: [
+            leaf
+            for read, member in zip(readers, _fields_of(observation, j, keys), strict=True)
+            for leaf in read(member, j)
+        ]
+    return lambda observation, j: [
+        leaf for read, key in zip(readers, keys, strict=True) for leaf in read(observation[key], j)
+    ]
+
+
+def _is_flat(spec: Any) -> bool:
+    return spec is not None and spec[0] is tuple and all(child is None for child in spec[2])
+
+
+def _fields_of(observation: Any, j: int, width: int) -> Any:
+    """Observation `j`, checked to have the `width` fields of the first."""
+    if len(observation) != width:
+        raise ValueError(
+            f"observation {j} of the batch has {len(observation)} fields, the first has {width}"
+        )
+    return observation
+
+
+def _matching(spec: Any, buffer: Any) -> list:
+    """`buffer`'s arrays in the leaf order of `spec`, None where the buffer has no such part."""
+    if spec is None:
+        return [buffer if isinstance(buffer, np.ndarray) else None]
+    kind, keys, children = spec
+    if kind is tuple and isinstance(buffer, tuple) and len(buffer) == keys:
+        parts = buffer
+    elif kind is dict and isinstance(buffer, Mapping) and buffer.keys() == set(keys):
+        parts = [buffer[key] for key in keys]
+    else:
+        parts = [None] * len(children)
+    return [
+        room for child, part in zip(children, parts, strict=True) for room in _matching(child, part)
+    ]
+
+
+def _build(spec: Any, stacked: Any) -> Any:
+    if spec is None:
+        return next(stacked)
+    kind, keys, children = spec
+    members = [_build(child, stacked) for child in children]
+    return tuple(members) if kind is tuple else dict(zip(keys, members, strict=True))
+
+
+# --- one leaf position of a batch ---------------------------------------------------------------
+
+_PYTHON_DTYPES = {
+    bool: np.dtype(bool),
+    int: np.dtype(np.int64),
+    float: np.dtype(np.float64),
+    complex: np.dtype(np.complex128),
+}
+
+
+def _row_form(value: Any) -> tuple[np.dtype, tuple] | None:
+    """(dtype, shape) of `value` as a row of a stacked batch; None when stacking it is not a
+    plain row copy (object arrays, array subclasses, tensors, Python strings...)."""
+    if type(value) is np.ndarray or isinstance(value, np.generic):
+        return None if value.dtype.hasobject else (value.dtype, value.shape)
+    dtype = _PYTHON_DTYPES.get(type(value))
+    return None if dtype is None else (dtype, ())
+
+
+class _Column:
+    """The values of one leaf position: rows of an array while each value has the first one's
+    dtype and shape (so stacking would give that array), else a list `_stack` collates at the end.
+    """
+
+    __slots__ = ("array", "dtype", "kind", "shape", "typed", "values")
+
+    def __init__(self, first: Any, count: int, room: np.ndarray | None):
+        form, self.array, self.values = _row_form(first), None, None
+        if form is None:
+            self.values = [first]
+            return
+        self.dtype, self.shape = form
+        # Values of the first one's type have its dtype and shape, unless that type is an array
+        # or a numpy scalar whose dtype varies (strings, datetimes): those are compared.
+        self.kind = type(first)
+        self.typed = self.kind is not np.ndarray and self.dtype.kind in "biufc"
+        fits = room is not None and room.shape == (count, *self.shape) and room.dtype == form[0]
+        self.array = room if fits else np.empty((count, *self.shape), self.dtype)
+        self.put(0, first)
+
+    def put(self, j: int, value: Any) -> None:
+        if self.values is None:
+            if type(value) is self.kind:
+                fits = self.typed or (value.dtype == self.dtype and value.shape == self.shape)
+            else:
+                form = _row_form(value)
+                # `is not None` first: a dtype compares equal to None (np.dtype(None) is float64)
+                fits = form is not None and form == (self.dtype, self.shape)
+            if fits:
+                try:
+                    self.array[j] = value
+                    return
+                except OverflowError:  # a Python int beyond int64: stacking gives another dtype
+                    pass
+            # The rows so far hold exact copies of their values (array views, numpy scalars)
+            self.values = list(self.array[:j])
+        self.values.append(value)
+
+    def result(self, room: np.ndarray | None) -> Any:
+        if self.values is None:
+            return self.array
+        stacked = _stack(self.values)
+        return stacked if room is None else copy_into(room, stacked)
 
 
 def _stack(observations: list) -> Any:
@@ -80,19 +239,6 @@ def _stack(observations: list) -> Any:
             ) from err
     if isinstance(first, bool | np.bool_):
         return np.asarray(observations, dtype=bool)
-    if isinstance(first, tuple):
-        _check_lengths(observations, len(first))
-        return tuple(_stack([obs[k] for obs in observations]) for k in range(len(first)))
-    if isinstance(first, Mapping):
-        return {key: _stack([obs[key] for obs in observations]) for key in first}
     if type(first).__module__ == "torch" and "torch" in sys.modules:
         return sys.modules["torch"].stack(observations)
     return observations
-
-
-def _check_lengths(observations: list, length: int) -> None:
-    for i, obs in enumerate(observations):
-        if len(obs) != length:
-            raise ValueError(
-                f"observation {i} of the batch has {len(obs)} fields, the first has {length}"
-            )

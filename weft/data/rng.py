@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["current_epoch", "current_seed", "epoch_context", "sample_rng", "seed_rng"]
+__all__ = [
+    "current_epoch",
+    "current_seed",
+    "epoch_context",
+    "sample_rng",
+    "sample_rng_source",
+    "seed_rng",
+]
 
 _MASK64 = (1 << 64) - 1
 _local = threading.local()
@@ -52,11 +59,17 @@ def sample_rng(index: int, stream: int = 0) -> np.random.Generator:
     The generator is shared by the thread and reset on every call: use it within the call that
     received it, do not keep it. Different `stream`s give independent draws for the same index.
     """
+    return sample_rng_source()(index, stream)
+
+
+def sample_rng_source() -> Callable[[int, int], np.random.Generator]:
+    """`sample_rng` bound to the current (seed, epoch) context, for a loop over a batch's
+    indices: the context is looked up once, not per observation."""
     key = (current_seed(), current_epoch())
     cached = getattr(_local, "cached", None)
     if cached is None or cached.key != key:
         cached = _local.cached = _Resettable(key)
-    return cached.at(index, stream)
+    return cached.at
 
 
 class _Resettable:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from weft.data.collate import collate as default_collate
-from weft.data.collate import collate_into
+from weft.data.collate import collate_into, collate_rows
 from weft.data.containers import as_indices, copy_into, getobs, getobs_into, numobs, obs_source
-from weft.data.rng import current_epoch, current_seed, sample_rng, seed_rng
+from weft.data.rng import current_epoch, current_seed, sample_rng, sample_rng_source, seed_rng
 
 __all__ = [
     "BatchView",
@@ -142,12 +142,24 @@ class MapView(View):
             return getobs(out, 0) if isinstance(idx, int) else out
         if isinstance(idx, int):
             return self._call(getobs(self.data, idx), idx)
+        return list(self.each(idx))
+
+    def each(self, indices: np.ndarray) -> Iterator[Any]:
+        """`f` of the observations at `indices` (validated), computed one at a time as the
+        iterator is consumed (`collate_rows` copies each into its row before the next exists).
+        For a per-observation `f` (not `batched`).
+        """
         # One gather for the whole batch, then cheap per-observation views of it: the Python
         # cost per sample is then little more than the call of `f` itself.
-        observations = _split(getobs(self.data, idx), len(idx))
-        if observations is None:
-            observations = (getobs(self.data, int(i)) for i in idx)
-        return [self._call(x, i) for x, i in zip(observations, idx.tolist(), strict=True)]
+        observations = _one_by_one(self.data, indices)
+        f, positions = self.f, indices.tolist()
+        if not self.wants_rng:
+            for x in observations:
+                yield f(x)
+            return
+        rng_at, stream = sample_rng_source(), self.stream
+        for x, i in zip(observations, positions, strict=True):
+            yield f(x, rng=rng_at(i, stream))
 
     def __obs_source__(self, idx: int) -> str | None:
         return obs_source(self.data, idx)
@@ -159,6 +171,29 @@ class MapView(View):
 
     def __repr__(self) -> str:
         return f"MapView({getattr(self.f, '__name__', self.f)!s}, {numobs(self)} observations)"
+
+
+def _computed_one_by_one(data: Any) -> bool:
+    """Whether `data`'s observations are computed one by one (a map beneath index views): a
+    batch of them is then best stacked as they come, not gathered first."""
+    while isinstance(data, ObsView | ShuffleView):
+        data = data.data
+    return isinstance(data, MapView) and not data.batched
+
+
+def _one_by_one(data: Any, indices: np.ndarray) -> Iterable[Any]:
+    """The observations of `data` at `indices` (validated), in order, each on its own: computed
+    as they are consumed beneath index views and maps, else split from one gather.
+    """
+    while isinstance(data, ObsView | ShuffleView):
+        mapping = data.indices if isinstance(data, ObsView) else data.permutation()
+        data, indices = data.data, mapping[indices]
+    if isinstance(data, MapView) and not data.batched:
+        return data.each(indices)
+    observations = _split(getobs(data, indices), len(indices))
+    if observations is None:
+        return (getobs(data, i) for i in indices.tolist())
+    return observations
 
 
 def _split(batch: Any, n: int) -> list | None:
@@ -378,19 +413,22 @@ class BatchView(View):
             return self._batch(idx)
         return [self._batch(int(b)) for b in idx]
 
-    def _batch(self, b: int) -> Any:
+    def _batch(self, b: int, buffer: Any = None) -> Any:
         indices = self.batch_indices(b)
-        if self.collate is None:
+        if self.collate is not None:
+            batch = self.collate([getobs(self.data, int(i)) for i in indices])
+            return batch if buffer is None else copy_into(buffer, batch)
+        if _computed_one_by_one(self.data):
+            return collate_rows(_one_by_one(self.data, indices), len(indices), buffer)
+        if buffer is None:
             return default_collate(getobs(self.data, indices))
-        return self.collate([getobs(self.data, int(i)) for i in indices])
+        return collate_into(buffer, getobs_into(buffer, self.data, indices))
 
     def __getobs_into__(self, buffer, idx):
         b = as_indices(idx, len(self), "BatchView")
         if not isinstance(b, int):
             return getobs(self, b)
-        if self.collate is None:
-            return collate_into(buffer, getobs_into(buffer, self.data, self.batch_indices(b)))
-        return copy_into(buffer, self._batch(b))
+        return self._batch(b, buffer)
 
 
 def batchview(
