@@ -241,3 +241,16 @@ def test_views_compose_into_a_pipeline():
     pipeline = batchview(mapobs(noisy, shuffleobs(np.zeros(10), seed=0, epoch=0)), 4)
     assert [b.shape for b in pipeline] == [(4,), (4,), (2,)]
     assert getobs(pipeline, 0).dtype == np.float64
+
+
+def test_sample_rng_keeps_the_low_64_bits_of_index_and_stream_on_both_paths():
+    from weft.data.rng import _Resettable
+
+    fast = _Resettable((1, 2))
+    assert fast.in_place is not None  # numpy's Philox layout is readable here
+    slow = _Resettable((1, 2))
+    slow.in_place = None  # the state-setter path, taken where that layout is unknown
+    for index, stream in [(-1, 3), (2**64 + 5, 2**64 + 1), (7, 0)]:
+        draws = fast.at(index, stream).random(3)
+        np.testing.assert_array_equal(draws, slow.at(index, stream).random(3))
+    np.testing.assert_array_equal(fast.at(-1, 3).random(2), fast.at(2**64 - 1, 3).random(2))

@@ -12,12 +12,13 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
+import pickle
+import selectors
 import signal
 import sys
 import threading
 from collections import deque
 from multiprocessing import resource_tracker
-from multiprocessing.connection import wait
 from typing import Any
 
 from weft.data._fetch import diagnose, fetch
@@ -88,6 +89,8 @@ class ProcessWorkers:
         self.processes: list[Any] = []
         self.pipes: list[Any] = []
         self.queued: list[deque] = []  # per worker: (task, k, epoch, slot) in the order sent
+        # Registered once: building a selector per wait cost ~9 µs a batch, polling this one ~1
+        self.selector = selectors.DefaultSelector()
         try:
             with _no_inherited_thread_pools(context.get_start_method()):
                 self._start(context, batches, count)
@@ -115,13 +118,15 @@ class ProcessWorkers:
             self.queued.append(deque())
             process.start()
             theirs.close()
+            self.selector.register(ours, selectors.EVENT_READ, (w, "pipe"))
+            self.selector.register(process.sentinel, selectors.EVENT_READ, (w, "process"))
 
     def submit(self, task: int, k: int, seed: int, epoch: int) -> None:
         w = min(range(len(self.pipes)), key=lambda i: len(self.queued[i]))
         slot = self.pool.acquire() if self.pool is not None else None
         self.queued[w].append((task, k, epoch, slot))
         try:
-            self.pipes[w].send(("task", task, k, seed, epoch, slot))
+            _send(self.pipes[w], ("task", task, k, seed, epoch, slot))
         except OSError:  # the worker is gone; name the batch it held, not this one
             self.queued[w].pop()
             raise self._died(w) from None
@@ -131,17 +136,16 @@ class ProcessWorkers:
 
     def next_done(self) -> tuple[int, bool, Any]:
         while True:
-            ready = wait(self.pipes + [p.sentinel for p in self.processes])
-            for w, pipe in enumerate(self.pipes):
-                if pipe in ready:  # results first: a worker may have answered, then died
+            ready = sorted(key.data for key, _ in self.selector.select())
+            for w, what in ready:
+                if what == "pipe":  # results first: a worker may have answered, then died
                     try:
-                        message = pipe.recv()
+                        message = self.pipes[w].recv()
                     except (EOFError, OSError):
                         raise self._died(w) from None
                     return self._receive(w, message)
-            for w, process in enumerate(self.processes):
-                if process.sentinel in ready:
-                    raise self._died(w)
+            if ready:
+                raise self._died(ready[0][0])
 
     def _receive(self, w: int, message: tuple) -> tuple[int, bool, Any]:
         status, task, payload = message
@@ -165,7 +169,7 @@ class ProcessWorkers:
             return  # nothing array-like: every batch travels pickled
         self.pool = SlotPool(layout, self.slot_count)
         for pipe in self.pipes:
-            pipe.send(("slots", self.pool.names, layout))
+            _send(pipe, ("slots", self.pool.names, layout))
 
     def _died(self, w: int) -> WorkerDiedError:
         process = self.processes[w]
@@ -189,7 +193,7 @@ class ProcessWorkers:
     def close(self) -> None:
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
-                pipe.send(None)
+                _send(pipe, None)
         for process in self.processes:
             if process.pid is None:
                 continue
@@ -197,6 +201,7 @@ class ProcessWorkers:
             if process.exitcode is None:
                 process.kill()
                 process.join()
+        self.selector.close()
         for pipe in self.pipes:
             pipe.close()
         self.processes, self.pipes, self.queued = [], [], []
@@ -229,15 +234,20 @@ def _worker_main(w: int, pipe: Any, batches: Any, parent: int) -> None:
             attached = None if slot is None else slots[slot]
             try:
                 batch = fetch(batches, k, seed, epoch, None if attached is None else attached.tree)
-                reply = ("ok", task, encode(batch, attached))
-                pipe.send(reply)
+                _send(pipe, ("ok", task, encode(batch, attached)))
             except Exception as exc:
-                pipe.send(("failed", task, diagnose(batches, k, seed, epoch, exc, where)))
+                _send(pipe, ("failed", task, diagnose(batches, k, seed, epoch, exc, where)))
     except (EOFError, OSError):
         return  # the main process closed the pipe
     finally:
         for attached in slots:
             attached.close()
+
+
+def _send(pipe: Any, message: Any) -> None:
+    # Plain pickle: the messages hold no handles that need multiprocessing's own pickler,
+    # which costs ~2 µs more per message.
+    pipe.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 
 
 @contextlib.contextmanager

@@ -56,8 +56,9 @@ def prefetch(
     """
     device = torch.device(device)
     if device.type != "cuda":
+        target = None if device.type == "cpu" else device  # numpy arrays are on the CPU already
         for batch in batches:
-            yield to_tensor(batch, device)
+            yield to_tensor(batch, target)
         return
     stream = torch.cuda.Stream(device)
 

@@ -98,7 +98,7 @@ class _Resettable:
             self.bitgen.state = state
         else:
             counter, buffer_pos, has_uint32 = self.in_place
-            counter[0], counter[1], counter[2], counter[3] = 0, index & _MASK64, stream & _MASK64, 0
+            counter[:] = (0, index, stream, 0)  # ctypes keeps the low 64 bits, as the mask does
             buffer_pos.value = 4  # the 4-word output buffer is spent: the next draw computes
             has_uint32.value = 0
         return self.generator
