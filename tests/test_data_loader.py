@@ -429,6 +429,60 @@ def test_a_killed_main_process_leaves_no_workers_or_shared_memory():
     wait_until_gone(pids, main_pid)
 
 
+def start_a_process_loader() -> None:
+    with DataLoader(X, 10, workers=1) as loader:
+        next(iter(loader))
+
+
+def test_slots_left_by_a_main_process_killed_with_its_resource_tracker_are_removed():
+    # SIGKILL to the whole process group takes the resource tracker too: nothing unlinked the
+    # slots, until the next loader starts.
+    _, pids, main_pid = run_and_interrupt(signal.SIGKILL, to_group=True)
+    deadline = time.monotonic() + 10
+    while alive(pids | {main_pid}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shm_segments(main_pid) != []
+    start_a_process_loader()
+    assert shm_segments(main_pid) == []
+
+
+def test_slots_of_live_processes_are_never_removed():
+    import fcntl
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    names = {
+        "live owner": f"weft-{sleeper.pid}-0badc0de-0",
+        "dead owner": f"weft-{int(gone.stdout)}-0badc0de-0",
+        # a dead pid, but locked: the owner lives in another pid namespace (a container)
+        "locked": f"weft-{int(gone.stdout)}-0badc0de-1",
+        "not weft's": f"weft-{int(gone.stdout)}-other",
+    }
+    paths = {key: Path("/dev/shm", name) for key, name in names.items()}
+    try:
+        for path in paths.values():
+            path.write_bytes(b"slot")
+        with open(paths["locked"], "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            start_a_process_loader()
+            assert {key for key, path in paths.items() if path.exists()} == {
+                "live owner",
+                "locked",
+                "not weft's",
+            }
+        start_a_process_loader()  # the lock is released: its owner is gone
+        assert not paths["locked"].exists() and paths["live owner"].exists()
+    finally:
+        sleeper.kill()
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+
+
 FORK_AFTER_OPENCV = """
 import cv2, numpy as np
 from weft.data import DataLoader, mapobs

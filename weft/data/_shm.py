@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import secrets
 import weakref
 from multiprocessing import shared_memory
@@ -17,7 +18,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: no /dev/shm to look in either
+    fcntl = None
+
 _ALIGN = 64  # cache-line aligned regions, so two leaves never share a line
+# Where POSIX shared memory shows up as files (Linux); elsewhere stale slots are not looked for.
+_SHM_DIR = "/dev/shm"
+_SLOT_NAME = re.compile(r"weft-(\d+)-[0-9a-f]+-\d+")  # weft-<pid of the owner>-<tag>-<slot>
 _IN_SLOT = "slot"
 _PICKLED = "pickled"
 
@@ -110,6 +119,7 @@ class SlotPool:
         self.segments: list[shared_memory.SharedMemory] = []
         self.addresses: list[int] = []
         self.leased: set[int] = set()
+        self.locks: list[int] = []
         self.closed = False
         try:
             for i in range(count):
@@ -117,6 +127,7 @@ class SlotPool:
                     name=f"{tag}-{i}", create=True, size=layout.size
                 )
                 self.segments.append(segment)
+                self.locks.extend(_hold_lock(segment.name))
                 anchor = ctypes.c_char.from_buffer(segment.buf)
                 self.addresses.append(ctypes.addressof(anchor))
                 del anchor  # keep no export: close() must be able to unmap
@@ -167,6 +178,64 @@ class SlotPool:
                 segment.unlink()
             if slot not in self.leased:
                 self._unmap(slot)
+        for fd in self.locks:
+            os.close(fd)
+        self.locks = []
+
+
+def _hold_lock(name: str) -> list[int]:
+    """A shared lock on slot `name`, held while the returned descriptor is open: a process in
+    another pid namespace (a container sharing /dev/shm) then still sees the slot as in use."""
+    if fcntl is None:
+        return []
+    try:
+        fd = os.open(os.path.join(_SHM_DIR, name.lstrip("/")), os.O_RDONLY)
+    except OSError:
+        return []  # no /dev/shm here: orphans are not looked for either
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return [fd]
+
+
+def remove_orphaned_slots() -> list[str]:
+    """Unlink the slots that main processes now gone left in /dev/shm; return their names.
+
+    A main process's resource tracker unlinks its slots when it dies, but when both are killed
+    at once (SIGKILL to the process group, the OOM killer) the slots would stay until reboot.
+    A slot is removed only if the process named in it is gone and no one holds its lock.
+    """
+    try:
+        names = os.listdir(_SHM_DIR) if fcntl is not None else []
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = _SLOT_NAME.fullmatch(name)
+        if match is None or _pid_alive(int(match[1])):
+            continue
+        path = os.path.join(_SHM_DIR, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # gone already, or not ours to read
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+            removed.append(name)
+        except OSError:
+            pass  # locked (in use from another pid namespace), or not ours to remove
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 class _Lease:

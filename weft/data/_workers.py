@@ -22,7 +22,14 @@ from multiprocessing import resource_tracker
 from typing import Any
 
 from weft.data._fetch import diagnose, fetch
-from weft.data._shm import AttachedSlot, SlotPool, decode_pickled, encode, layout_of
+from weft.data._shm import (
+    AttachedSlot,
+    SlotPool,
+    decode_pickled,
+    encode,
+    layout_of,
+    remove_orphaned_slots,
+)
 
 __all__ = ["ProcessWorkers", "ThreadWorkers", "WorkerDiedError"]
 
@@ -82,6 +89,7 @@ class ProcessWorkers:
 
     def __init__(self, batches: Any, count: int, slots: int, start_method: str | None):
         context = mp.get_context(start_method)
+        remove_orphaned_slots()  # left by main processes killed with their resource tracker
         # Workers must share this process's resource tracker: one they started themselves
         # (on attaching a slot) would unlink the slots when its worker exits.
         resource_tracker.ensure_running()
