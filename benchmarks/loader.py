@@ -3,8 +3,11 @@
 (a) in memory: 50k x 32x32x3 uint8 images, per-sample random horizontal flip + float conversion,
     collated into batches of 256 and handed out as torch tensors; each library with 0, 1 and 2
     workers, compared at its best setting;
-(b) the CIFAR-10 training JPEGs (extracted from ../shared/data/cifar10/cifar10_jpg.zip to a
-    temporary folder): read + cv2.imdecode + the same transforms, 2 workers each.
+(b) the CIFAR-10 training JPEGs of ../shared/data/cifar10/cifar10_jpg.zip: read + cv2.imdecode +
+    the same transforms, 2 workers each. Each library reads them two ways: as files extracted to
+    a temporary folder (open/read/close per image), and as slices of the archive mapped into
+    memory (its members are stored uncompressed, so a member's bytes are a slice of the file);
+    the ratio compares each library's best.
 Both libraries run the same per-sample function; weft draws the flip from its per-sample
 generator (seed, epoch, index), torch from Python's `random` (seeded per worker by torch).
 Prints samples/s (median over interleaved epochs), CPU time per sample (this process and its
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import mmap
 import os
 import random
 import statistics
@@ -49,9 +53,43 @@ def flip_to_float(image: np.ndarray, flip: bool) -> np.ndarray:
     return image.astype(np.float32) * np.float32(1 / 255)
 
 
-def decode(path: str) -> np.ndarray:
+def decode(encoded: np.ndarray) -> np.ndarray:
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def read_file(path: str) -> np.ndarray:
     with open(path, "rb") as f:
-        return cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+        return np.frombuffer(f.read(), np.uint8)
+
+
+class ZipMembers:
+    """The bytes of stored (uncompressed) zip members as slices of the archive mapped into
+    memory: no system call per read. A plain sequence, so both libraries index it alike; the
+    mapping is made in each process that reads (forked workers inherit it)."""
+
+    def __init__(self, archive: Path, infos: list[zipfile.ZipInfo]):
+        self.archive, self._bytes, self._pid = archive, None, None
+        spans = []  # kept as one array: no per-item objects for forked workers to copy on read
+        with open(archive, "rb") as f:
+            for info in infos:
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise ValueError(f"{archive}:{info.filename} is compressed; expected stored")
+                f.seek(info.header_offset + 26)  # the local header's name and extra lengths
+                name, extra = np.frombuffer(f.read(4), "<u2")
+                start = info.header_offset + 30 + int(name) + int(extra)
+                spans.append((start, start + info.file_size))
+        self.spans = np.array(spans, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._pid != os.getpid():
+            with open(self.archive, "rb") as f:
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._bytes, self._pid = np.frombuffer(mapped, np.uint8), os.getpid()
+        start, end = self.spans[i].tolist()
+        return self._bytes[start:end]
 
 
 # --- weft: a container and a mapped function ----------------------------------------------------
@@ -62,9 +100,14 @@ def weft_in_memory(obs, rng):
     return flip_to_float(image, rng.random() < 0.5), label
 
 
-def weft_jpeg(obs, rng):
+def weft_jpeg_file(obs, rng):
     path, label = obs
-    return flip_to_float(decode(path), rng.random() < 0.5), label
+    return flip_to_float(decode(read_file(path)), rng.random() < 0.5), label
+
+
+def weft_jpeg_member(obs, rng):
+    encoded, label = obs
+    return flip_to_float(decode(encoded), rng.random() < 0.5), label
 
 
 # --- torch: a Dataset ---------------------------------------------------------------------------
@@ -81,7 +124,7 @@ class TorchInMemory(tud.Dataset):
         return flip_to_float(self.images[i], random.random() < 0.5), self.labels[i]
 
 
-class TorchJpeg(tud.Dataset):
+class TorchJpegFiles(tud.Dataset):
     def __init__(self, paths, labels):
         self.paths, self.labels = paths, labels
 
@@ -89,7 +132,20 @@ class TorchJpeg(tud.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        return flip_to_float(decode(self.paths[i]), random.random() < 0.5), self.labels[i]
+        image = decode(read_file(self.paths[i]))
+        return flip_to_float(image, random.random() < 0.5), self.labels[i]
+
+
+class TorchJpegMembers(tud.Dataset):
+    def __init__(self, members: ZipMembers, labels):
+        self.members, self.labels = members, labels
+
+    def __len__(self):
+        return len(self.members)
+
+    def __getitem__(self, i):
+        image = decode(self.members[i])
+        return flip_to_float(image, random.random() < 0.5), self.labels[i]
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -151,7 +207,7 @@ def report(title: str, results: dict[str, list[tuple]]) -> dict[str, float]:
         spread = ", ".join(f"{rate / 1000:.1f}" for rate, _ in r)
         cpu = statistics.median(c for _, c in r)
         print(
-            f"  {name:<22} {medians[name] / 1000:7.1f}k samples/s  {cpu:5.1f} CPU µs/sample"
+            f"  {name:<26} {medians[name] / 1000:7.1f}k samples/s  {cpu:5.1f} CPU µs/sample"
             f"   (epochs: {spread})"
         )
     return medians
@@ -191,26 +247,36 @@ def jpeg(rounds: int) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="weft-bench-") as folder:
         with zipfile.ZipFile(archive) as z:
-            members = sorted(
-                n for n in z.namelist() if n.startswith("train/") and n.endswith(".jpg")
+            infos = sorted(
+                (i for i in z.infolist() if i.filename.startswith("train/")),
+                key=lambda i: i.filename,
             )
+            infos = [i for i in infos if i.filename.endswith(".jpg")]
+            members = [i.filename for i in infos]
             z.extractall(folder, members)
         paths = [str(Path(folder) / m) for m in members]
+        stored = ZipMembers(archive, infos)
         classes = sorted({m.split("/")[1] for m in members})
         labels = np.array([classes.index(m.split("/")[1]) for m in members])
-        data = mapobs(weft_jpeg, (paths, labels))
+        from_files = mapobs(weft_jpeg_file, (paths, labels))
+        from_zip = mapobs(weft_jpeg_member, (stored, labels))
         runs = {
-            "weft   processes=2": weft_epochs(data, 2),
-            "weft   threads=2": weft_epochs(data, 2, "thread"),
-            "torch  workers=2": torch_epochs(TorchJpeg(paths, labels), 2),
+            "weft   processes=2 zip": weft_epochs(from_zip, 2),
+            "weft   processes=2 files": weft_epochs(from_files, 2),
+            "weft   threads=2 zip": weft_epochs(from_zip, 2, "thread"),
+            "torch  workers=2 zip": torch_epochs(TorchJpegMembers(stored, labels), 2),
+            "torch  workers=2 files": torch_epochs(TorchJpegFiles(paths, labels), 2),
         }
         medians = report(
-            f"(b) CIFAR-10 JPEGs ({len(paths)} files), decode + flip + float, batch 256",
+            f"(b) CIFAR-10 JPEGs ({len(paths)}), read + decode + flip + float, batch 256",
             measure(runs, rounds),
         )
-    t = medians["torch  workers=2"]
-    for name in ("weft   processes=2", "weft   threads=2"):
-        print(f"  {name.strip()} vs torch workers=2: ratio {medians[name] / t:.2f}x")
+    (tn, t) = best(medians, "torch")
+    for name in ("weft   processes=2 zip", "weft   processes=2 files", "weft   threads=2 zip"):
+        print(f"  {name.strip()} vs {tn.strip()} (torch's best): ratio {medians[name] / t:.2f}x")
+    for how in ("zip", "files"):
+        w, t = medians[f"weft   processes=2 {how}"], medians[f"torch  workers=2 {how}"]
+        print(f"  both reading {how}: weft processes=2 / torch workers=2 = {w / t:.2f}x")
 
 
 def main() -> None:
