@@ -155,59 +155,37 @@ def _build(spec: Any, stacked: Any) -> Any:
 
 # --- one leaf position of a batch ---------------------------------------------------------------
 
-_PYTHON_DTYPES = {
-    bool: np.dtype(bool),
-    int: np.dtype(np.int64),
-    float: np.dtype(np.float64),
-    complex: np.dtype(np.complex128),
-}
-
-
-def _row_form(value: Any) -> tuple[np.dtype, tuple] | None:
-    """(dtype, shape) of `value` as a row of a stacked batch; None when stacking it is not a
-    plain row copy (object arrays, array subclasses, tensors, Python strings...)."""
-    if type(value) is np.ndarray or isinstance(value, np.generic):
-        return None if value.dtype.hasobject else (value.dtype, value.shape)
-    dtype = _PYTHON_DTYPES.get(type(value))
-    return None if dtype is None else (dtype, ())
-
 
 class _Column:
-    """The values of one leaf position: rows of an array while each value has the first one's
-    dtype and shape (so stacking would give that array), else a list `_stack` collates at the end.
+    """The values of one leaf position. Arrays go into rows of a batch array while each has the
+    first one's dtype and shape (so stacking would give that array); anything else (numbers,
+    strings, an array that does not fit) is listed and collated at the end by `_stack`, which a
+    few bytes per observation cost nothing to keep.
     """
 
-    __slots__ = ("array", "dtype", "kind", "shape", "typed", "values")
+    __slots__ = ("array", "dtype", "shape", "values")
 
     def __init__(self, first: Any, count: int, room: np.ndarray | None):
-        form, self.array, self.values = _row_form(first), None, None
-        if form is None:
+        self.array = self.values = None
+        if type(first) is not np.ndarray or first.dtype.hasobject:
             self.values = [first]
             return
-        self.dtype, self.shape = form
-        # Values of the first one's type have its dtype and shape, unless that type is an array
-        # or a numpy scalar whose dtype varies (strings, datetimes): those are compared.
-        self.kind = type(first)
-        self.typed = self.kind is not np.ndarray and self.dtype.kind in "biufc"
-        fits = room is not None and room.shape == (count, *self.shape) and room.dtype == form[0]
-        self.array = room if fits else np.empty((count, *self.shape), self.dtype)
-        self.put(0, first)
+        self.dtype, self.shape = first.dtype, first.shape
+        shape = (count, *first.shape)
+        fits = room is not None and room.shape == shape and room.dtype == first.dtype
+        self.array = room if fits else np.empty(shape, first.dtype)
+        self.array[0] = first
 
     def put(self, j: int, value: Any) -> None:
         if self.values is None:
-            if type(value) is self.kind:
-                fits = self.typed or (value.dtype == self.dtype and value.shape == self.shape)
-            else:
-                form = _row_form(value)
-                # `is not None` first: a dtype compares equal to None (np.dtype(None) is float64)
-                fits = form is not None and form == (self.dtype, self.shape)
-            if fits:
-                try:
-                    self.array[j] = value
-                    return
-                except OverflowError:  # a Python int beyond int64: stacking gives another dtype
-                    pass
-            # The rows so far hold exact copies of their values (array views, numpy scalars)
+            if (
+                type(value) is np.ndarray
+                and value.dtype == self.dtype
+                and value.shape == self.shape
+            ):
+                self.array[j] = value
+                return
+            # The rows so far hold exact copies of their arrays
             self.values = list(self.array[:j])
         self.values.append(value)
 
