@@ -38,10 +38,6 @@ class Region(NamedTuple):
     shape: tuple[int, ...]
     dtype: str
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
-
 
 class Layout(NamedTuple):
     """The tree structure of a batch and, per leaf, its region in a slot (None: pickled)."""
@@ -299,18 +295,18 @@ def encode(batch: Any, slot: AttachedSlot | None) -> tuple:
         return spec, [(_PICKLED, leaf) for leaf in leaves]
     items = []
     for leaf, region, filled in zip(leaves, slot.layout.regions, slot.arrays, strict=True):
-        if (
-            region is not None
+        if filled is not None and leaf is filled:  # written in place: nothing to check or copy
+            items.append((_IN_SLOT, region.offset, region.shape, region.dtype))
+        elif (
+            filled is not None
             and _fits_a_slot(leaf)
             and leaf.dtype.str == region.dtype
-            and leaf.nbytes <= region.nbytes
+            and leaf.nbytes <= filled.nbytes
         ):
-            if leaf is not filled:  # a smaller last batch, or a leaf built outside the buffer
-                dst = np.ndarray(
-                    leaf.shape, leaf.dtype, buffer=slot.segment.buf, offset=region.offset
-                )
-                dst[...] = leaf
-            items.append((_IN_SLOT, region.offset, leaf.shape, leaf.dtype.str))
+            # a smaller last batch, or a leaf built outside the buffer
+            dst = np.ndarray(leaf.shape, leaf.dtype, buffer=slot.segment.buf, offset=region.offset)
+            dst[...] = leaf
+            items.append((_IN_SLOT, region.offset, leaf.shape, region.dtype))
         else:
             items.append((_PICKLED, leaf))
     return spec, items
