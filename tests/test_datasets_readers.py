@@ -26,6 +26,7 @@ from weft.datasets import (
     cifar10,
     cifar100,
 )
+from weft.datasets.files import ZipStore
 
 # --- idx (MNIST) --------------------------------------------------------------------------------
 
@@ -221,6 +222,34 @@ def test_corrupt_image_names_file_and_index(tmp_path):
         match=r"ImageFolder observation 3: cannot decode image file .*bad\.zip:dog/1\.png",
     ):
         getobs(data, 3)
+
+
+def test_zip_store_reads_stored_and_deflated_members_alike(tmp_path):
+    contents = {f"m{i}": bytes(np.random.default_rng(i).integers(0, 256, 300, dtype=np.uint8))
+                for i in range(4)}  # fmt: skip
+    path = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for i, (name, data) in enumerate(contents.items()):
+            # a local extra field longer than the central one moves the data: found anyway
+            info = zipfile.ZipInfo(name)
+            info.extra = b"\xfe\xca\x04\x00pad!" if i == 1 else b""
+            z.writestr(info, data, zipfile.ZIP_DEFLATED if i == 2 else zipfile.ZIP_STORED)
+    store = ZipStore(path)
+    assert [store.read(name) for name in contents] == list(contents.values())
+    assert store.read("m0") == contents["m0"]  # from the cached span
+    with pytest.raises(DataError, match=r"mixed\.zip:nope is not in the archive"):
+        store.read("nope")
+
+
+def test_zip_store_detects_a_corrupt_stored_member(tmp_path):
+    path = write_zip(tmp_path / "c.zip", {"a.bin": b"x" * 100, "b.bin": b"y" * 100})
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"y" * 100) + 50] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    store = ZipStore(path)
+    assert store.read("a.bin") == b"x" * 100
+    with pytest.raises(DataError, match=r"cannot read .*c\.zip:b\.bin: bad CRC-32"):
+        store.read("b.bin")
 
 
 def test_image_folder_errors(tmp_path):
