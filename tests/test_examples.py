@@ -74,7 +74,7 @@ def test_cifar10(examples, tmp_path: Path):
     assert json.loads((out / "results.json").read_text()) == results
     assert results["train_images"] == 128 and results["dataset"].endswith("(JPEG quality 75)")
     assert [row["step"] for row in results["history"]] == [2]  # 128 images / 64 per batch
-    model = restored(module.MirrorAveraged(module.Net()), out)
+    model = restored(module.MirrorAveraged(module.Net(results["width"])), out)
     assert_onnx_matches(model, out / "model.onnx", (3, 32, 32))
     # the mirror test-time augmentation is part of the evaluated (and exported) model
     x = torch.randn(2, 3, 32, 32)
