@@ -1,4 +1,4 @@
-"""CIFAR-10 with weft on a CPU: an airbench-style net to >= 90% test accuracy in a bounded time.
+"""CIFAR-10 with weft on a CPU: an airbench-style net aiming at >= 90% test accuracy, bounded time.
 
 The recipe follows the fast CIFAR-10 speedruns (tysam-code's hlb-cifar10, Keller Jordan's
 airbench) at 5/8 of airbench94's width so that 2 CPU cores can run it: a first 2x2 convolution
