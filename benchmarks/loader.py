@@ -5,8 +5,8 @@
     workers, compared at its best setting;
 (b) the CIFAR-10 training JPEGs of ../shared/data/cifar10/cifar10_jpg.zip: read + cv2.imdecode +
     the same transforms, 2 workers each. Each library reads them two ways: as files extracted to
-    a temporary folder (open/read/close per image), and as slices of the archive mapped into
-    memory (its members are stored uncompressed, so a member's bytes are a slice of the file);
+    a temporary folder (open/read/close per image), and through weft's `ZipStore` (the members
+    are stored uncompressed: each is a CRC-checked slice of the archive mapped into memory);
     the ratio compares each library's best.
 Both libraries run the same per-sample function; weft draws the flip from its per-sample
 generator (seed, epoch, index), torch from Python's `random` (seeded per worker by torch).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import mmap
 import os
 import random
 import statistics
@@ -39,6 +38,7 @@ import torch.utils.data as tud
 
 from weft.data import DataLoader, mapobs
 from weft.data.device import prefetch
+from weft.datasets.files import ZipStore
 
 DATA = Path(
     os.environ.get("WEFT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -63,33 +63,18 @@ def read_file(path: str) -> np.ndarray:
 
 
 class ZipMembers:
-    """The bytes of stored (uncompressed) zip members as slices of the archive mapped into
-    memory: no system call per read. A plain sequence, so both libraries index it alike; the
-    mapping is made in each process that reads (forked workers inherit it)."""
+    """The bytes of the archive's members, read by weft's `ZipStore` (stored members are slices
+    of the mapped archive: no system call per read). A plain sequence, so both libraries index
+    it alike."""
 
-    def __init__(self, archive: Path, infos: list[zipfile.ZipInfo]):
-        self.archive, self._bytes, self._pid = archive, None, None
-        spans = []  # kept as one array: no per-item objects for forked workers to copy on read
-        with open(archive, "rb") as f:
-            for info in infos:
-                if info.compress_type != zipfile.ZIP_STORED:
-                    raise ValueError(f"{archive}:{info.filename} is compressed; expected stored")
-                f.seek(info.header_offset + 26)  # the local header's name and extra lengths
-                name, extra = np.frombuffer(f.read(4), "<u2")
-                start = info.header_offset + 30 + int(name) + int(extra)
-                spans.append((start, start + info.file_size))
-        self.spans = np.array(spans, dtype=np.int64)
+    def __init__(self, archive: Path, names: list[str]):
+        self.store, self.names = ZipStore(archive), names
 
     def __len__(self) -> int:
-        return len(self.spans)
+        return len(self.names)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        if self._pid != os.getpid():
-            with open(self.archive, "rb") as f:
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._bytes, self._pid = np.frombuffer(mapped, np.uint8), os.getpid()
-        start, end = self.spans[i].tolist()
-        return self._bytes[start:end]
+        return np.frombuffer(self.store.read(self.names[i]), np.uint8)
 
 
 # --- weft: a container and a mapped function ----------------------------------------------------
@@ -255,7 +240,7 @@ def jpeg(rounds: int) -> None:
             members = [i.filename for i in infos]
             z.extractall(folder, members)
         paths = [str(Path(folder) / m) for m in members]
-        stored = ZipMembers(archive, infos)
+        stored = ZipMembers(archive, members)
         classes = sorted({m.split("/")[1] for m in members})
         labels = np.array([classes.index(m.split("/")[1]) for m in members])
         from_files = mapobs(weft_jpeg_file, (paths, labels))
