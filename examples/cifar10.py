@@ -25,7 +25,7 @@ import argparse
 import functools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,24 @@ from torch import nn
 import weft.augment as A
 from weft.data import DataLoader, mapobs, obsview
 from weft.datasets import load
+from weft.models import AirbenchNet, MirrorAveraged
 from weft.onnx import export
-from weft.train import Checkpointer, Learner, Metrics, MixedPrecision, ToDevice, accuracy
+from weft.train import (
+    Checkpointer,
+    Learner,
+    Metrics,
+    MixedPrecision,
+    Scheduler,
+    ToDevice,
+    accuracy,
+)
+from weft.train.schedules import chain, linear
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 TARGET = 0.90
+# airbench's optimizer in its decoupled form (Keller Jordan's cifar10-zoo): step size and weight
+# decay per 1024 training images, independent of the batch size and of the momentum
+LR, MOMENTUM, WEIGHT_DECAY, BIAS_SCALE = 10.0, 0.85, 0.0153, 64.0
 
 
 def decoded(split: str, limit: int, workers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,74 +91,44 @@ def loaders(
     )
 
 
-def whitening(images: np.ndarray, eps: float = 5e-4) -> torch.Tensor:
-    """Weights of a 2x2 convolution that whitens the normalized images' 2x2 patches: the 12
-    eigenvectors of the patch covariance scaled by 1/sqrt(eigenvalue), and their negatives (so
-    that a GELU after it loses nothing)."""
-    x = (images.astype(np.float32) / 255 - MEAN) / STD  # NHWC
-    patches = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2))  # N,31,31,C,2,2
-    patches = patches.reshape(-1, 12).astype(np.float64)
-    values, vectors = np.linalg.eigh(np.cov(patches, rowvar=False))
-    weights = (vectors.T / np.sqrt(values + eps)[:, None]).reshape(12, 3, 2, 2)
-    return torch.tensor(np.concatenate([weights, -weights]), dtype=torch.float32)
+def widths(scale: float) -> tuple[int, int, int]:
+    """The three blocks' channels at `scale` x (32, 128, 128): 2 gives airbench94's."""
+    return tuple(round(scale * c) for c in (32, 128, 128))
 
 
-def block(cin: int, cout: int) -> nn.Sequential:
-    """conv, 2x2 max pool, BN, GELU, conv, BN, GELU: one stage, halving the resolution."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.MaxPool2d(2),
-        nn.BatchNorm2d(cout),
-        nn.GELU(),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.GELU(),
+def normalized(images: np.ndarray) -> torch.Tensor:
+    """(N, 32, 32, 3) uint8 images as the model sees them: normalized (N, 3, 32, 32) floats."""
+    x = torch.tensor(images).permute(0, 3, 1, 2).float() / 255
+    return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+def airbench_sgd(net: nn.Module, lr: float, batch_size: int) -> torch.optim.SGD:
+    """Nesterov SGD for the mean loss with airbench's hyperparameters: `lr` and the weight decay
+    are per 1024 images (divided by how much momentum amplifies a step); batch-norm biases
+    learn 64x faster (same decay), batch-norm scales stay at 1 (not trained)."""
+    amplified = 1024 * (1 + 1 / (1 - MOMENTUM))
+    step, decay = lr / amplified * batch_size, WEIGHT_DECAY / amplified * batch_size
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    for norm in norms:
+        norm.weight.requires_grad_(False)
+    biases = {id(norm.bias) for norm in norms}
+    trained = [p for p in net.parameters() if p.requires_grad]
+    groups = [
+        ([p for p in trained if id(p) in biases], step * BIAS_SCALE),
+        ([p for p in trained if id(p) not in biases], step),
+    ]
+    # SGD decays by lr * weight_decay per step: `decay` whatever the group's lr
+    return torch.optim.SGD(
+        [{"params": ps, "lr": lr, "weight_decay": decay / lr} for ps, lr in groups],
+        lr=step,
+        momentum=MOMENTUM,
+        nesterov=True,
     )
 
 
-class Net(nn.Sequential):
-    """The airbench layout at `width` x (32, 128, 128) channels (airbench94: width 2): a fixed 2x2 whitening
-    convolution (32 -> 31 px), three blocks (31 -> 15 -> 7 -> 3 px), a 3x3 max pool and a
-    linear classifier whose logits are scaled down (a softer start for SGD)."""
-
-    def __init__(self, width: float = 1.0, num_classes: int = 10):
-        c1, c2, c3 = (round(width * c) for c in (32, 128, 128))
-        whiten = nn.Conv2d(3, 24, 2, bias=True)
-        whiten.weight.requires_grad_(False)  # set from the data by `whiten_from`, then fixed
-        super().__init__(
-            whiten,
-            nn.GELU(),
-            block(24, c1),
-            block(c1, c2),
-            block(c2, c3),
-            nn.MaxPool2d(3),
-            nn.Flatten(),
-            nn.Linear(c3, num_classes, bias=False),
-        )
-        self.scale = 1 / 9
-
-    def whiten_from(self, images: np.ndarray) -> Net:
-        """Set the first layer to the whitening transform of `images` (N, 32, 32, 3 uint8)."""
-        with torch.no_grad():
-            self[0].weight.copy_(whitening(images))
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) * self.scale
-
-
-class MirrorAveraged(nn.Module):
-    """Test-time augmentation: in eval mode, the mean of the logits of the images and their
-    mirror images; in training mode, the wrapped model alone."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            return self.model(x)
-        return (self.model(x) + self.model(x.flip(-1))) / 2
+def triangle(peak: float) -> Callable[[float], float]:
+    """airbench's schedule: linear from 0.2 x `peak` to `peak` over 20% of training, then to 0."""
+    return chain((0.2, linear(0.2 * peak, peak)), (0.8, linear(peak, 0.0)))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -154,9 +137,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tiny", action="store_true", help="128 training images, 1 epoch")
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--limit", type=int, default=0, help="train on this many images")
-    parser.add_argument("--width", type=float, default=1.25, help="2: airbench94's widths")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=0.2, help="one-cycle peak for SGD")
+    parser.add_argument(
+        "--width", type=float, default=1.25, help="channels x (32, 128, 128); 2: airbench94's"
+    )
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--lr", type=float, default=LR, help="peak step size per 1024 images")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA float16)")
@@ -168,17 +153,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     started = time.perf_counter()  # decoding the JPEGs counts
     train, test, train_images, classes = loaders(limit, args.batch_size, args.workers, args.seed)
-    net = Net(args.width).whiten_from(train_images[:5000])
+    # the first layer is fixed to whiten the 2x2 patches of the training images
+    net = AirbenchNet(widths=widths(args.width)).whiten_from(normalized(train_images[:5000]))
     # channels-last convolutions are ~25% faster on CPU (oneDNN) and what CUDA's tensor cores want
     model = MirrorAveraged(net).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        args.lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-    )
+    optimizer = airbench_sgd(net, args.lr, args.batch_size)
     callbacks = [
+        # triangular: from 0.2x each group's lr up to it over the first 20% of steps, then to 0
+        Scheduler(lr=[triangle(group["lr"]) for group in optimizer.param_groups]),
         ToDevice(args.device),
         Metrics(accuracy),
         Checkpointer(args.out / "checkpoints", monitor="valid_accuracy", mode="max"),
@@ -188,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     loss = nn.CrossEntropyLoss(label_smoothing=0.2)
     learner = Learner(model, loss, optimizer, (train, test), callbacks)
     with train, test:
-        fit = learner.fit_one_cycle(epochs, args.lr)
+        fit = learner.fit(epochs)
     seconds = time.perf_counter() - started
 
     model.cpu().eval().to(memory_format=torch.contiguous_format)  # the exporter traces NCHW

@@ -34,6 +34,7 @@ from torch import nn
 import weft.augment as A
 from weft.data import DataLoader, mapobs, obsview
 from weft.datasets import default_catalog, load
+from weft.models import AirbenchNet, MirrorAveraged
 from weft.onnx import export
 from weft.train import Checkpointer, Learner, Metrics, accuracy
 
@@ -50,10 +51,16 @@ class Recipe:
     mean: float
     std: float
     flip: bool = False  # digits are not mirror-symmetric; clothes are
+    architecture: str = "cnn"  # `cnn(widths)`, or "airbench": weft's AirbenchNet + mirror TTA
     batch_size: int = 128
     weight_decay: float = 0.01
+    label_smoothing: float = 0.0
 
-    def model(self) -> nn.Sequential:
+    def model(self) -> nn.Module:
+        if self.architecture == "airbench":
+            # channels-last convolutions are ~25% faster on CPU (oneDNN)
+            net = MirrorAveraged(AirbenchNet(in_channels=1, widths=self.widths))
+            return net.to(memory_format=torch.channels_last)
         return cnn(self.widths)
 
 
@@ -129,9 +136,8 @@ def main(argv: Sequence[str] | None = None, recipe: Recipe = MNIST) -> dict[str,
     # The test set doubles as the validation set, as in fast.ai's MNIST lessons: nothing is
     # tuned on it during the run, it is only reported.
     checkpoints = Checkpointer(args.out / "checkpoints", monitor="valid_accuracy", mode="max")
-    learner = Learner(
-        model, nn.CrossEntropyLoss(), optimizer, (train, test), [Metrics(accuracy), checkpoints]
-    )
+    loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    learner = Learner(model, loss, optimizer, (train, test), [Metrics(accuracy), checkpoints])
     started = time.perf_counter()
     with train, test:  # stops the loader processes at the end
         fit = learner.fit_one_cycle(epochs, recipe.lr)
@@ -140,6 +146,7 @@ def main(argv: Sequence[str] | None = None, recipe: Recipe = MNIST) -> dict[str,
     history = fit.history
     write_csv(history, args.out / "history.csv")
     classes = default_catalog()[recipe.dataset].classes
+    model.eval().to(memory_format=torch.contiguous_format)  # the exporter traces NCHW
     export(
         model,
         torch.zeros(1, 1, 28, 28),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from weft.models import AirbenchNet, MirrorAveraged
 from weft.train import checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -74,25 +75,12 @@ def test_cifar10(examples, tmp_path: Path):
     assert json.loads((out / "results.json").read_text()) == results
     assert results["train_images"] == 128 and results["dataset"].endswith("(JPEG quality 75)")
     assert [row["step"] for row in results["history"]] == [2]  # 128 images / 64 per batch
-    model = restored(module.MirrorAveraged(module.Net(results["width"])), out)
+    model = restored(MirrorAveraged(AirbenchNet(widths=module.widths(results["width"]))), out)
     assert_onnx_matches(model, out / "model.onnx", (3, 32, 32))
     # the mirror test-time augmentation is part of the evaluated (and exported) model
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(x), model(x.flip(-1)))
-
-
-def test_cifar10_whitening_layer_whitens_patches(examples):
-    module = examples("cifar10")
-    images = np.random.default_rng(0).integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
-    net = module.Net().whiten_from(images)
-    x = (torch.tensor(images).float() / 255 - torch.tensor(module.MEAN)) / torch.tensor(module.STD)
-    with torch.no_grad():
-        out = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), net[0].weight)
-    features = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12).T  # the 12 positive filters
-    # unit variance and no correlation (eps keeps the variances just below 1)
-    np.testing.assert_allclose(torch.cov(features).numpy(), np.eye(12), atol=0.02)
-    assert not net[0].weight.requires_grad
 
 
 def test_pets_segmentation(examples, tmp_path: Path):

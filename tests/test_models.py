@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from weft.models import MLP, MODELS, ResNet, SimpleCNN, build_model, register_model
+from weft.models import (
+    MLP,
+    MODELS,
+    AirbenchNet,
+    MirrorAveraged,
+    ResNet,
+    SimpleCNN,
+    build_model,
+    register_model,
+)
 
 
-@pytest.mark.parametrize("name", ["simple_cnn", "resnet"])
+@pytest.mark.parametrize("name", ["simple_cnn", "resnet", "airbench"])
 @pytest.mark.parametrize("size", [28, 32])
 def test_conv_models_on_small_images(name, size):
     model = build_model(name, in_channels=1 if size == 28 else 3, num_classes=7)
@@ -16,6 +25,50 @@ def test_conv_models_on_small_images(name, size):
     assert out.shape == (2, 7)
     out.sum().backward()  # trainable end to end
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_airbench_whitening_layer_whitens_patches():
+    generator = torch.Generator().manual_seed(0)
+    # correlated channels and neighbouring pixels, as in real images
+    images = torch.randn(200, 1, 32, 32, generator=generator).repeat(1, 3, 1, 1)
+    images = images + 0.3 * torch.randn(200, 3, 32, 32, generator=generator)
+    images = images + images.roll(1, -1)
+    net = AirbenchNet(widths=(8, 32, 32)).whiten_from(images)
+    with torch.no_grad():
+        features = torch.nn.functional.conv2d(images, net[0].weight)  # no bias
+    assert features.shape[1] == 24  # 12 patch values, each with its negative
+    positive = features[:, :12].permute(1, 0, 2, 3).reshape(12, -1)
+    # unit variance and no correlation (eps keeps the variances just below 1)
+    torch.testing.assert_close(torch.cov(positive), torch.eye(12), atol=0.02, rtol=0)
+    torch.testing.assert_close(features[:, 12:], -features[:, :12])
+    assert not net[0].weight.requires_grad and net[0].bias.requires_grad
+    with pytest.raises(
+        ValueError, match=r"expected images of shape \(N, 3, H, W\), got \(200, 1, 32, 32\)"
+    ):
+        net.whiten_from(images[:, :1])
+
+
+def test_airbench_convolutions_start_as_identity():
+    net = AirbenchNet(widths=(8, 32, 32))
+    second = net[3][4]  # block 2's second convolution: 32 -> 32 channels
+    x = torch.randn(2, 32, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(second(x), x)
+        widening = net[3][0](x[:, :8])  # block 2's first convolution: 8 -> 32 channels
+    torch.testing.assert_close(widening[:, :8], x[:, :8])  # its first 8 filters pass through
+    assert widening[:, 8:].abs().sum() > 0  # the others keep their random initialization
+    with pytest.raises(ValueError, match=r"widths \[8, 32\] must be 3 channel counts"):
+        AirbenchNet(widths=(8, 32))
+
+
+def test_mirror_averaged_is_mirror_invariant_in_eval_only():
+    model = MirrorAveraged(AirbenchNet(in_channels=1, widths=(8, 32, 32)))
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert not torch.allclose(model(x), model(x.flip(-1)))  # training mode: the net alone
+        model.eval()
+        torch.testing.assert_close(model(x), model(x.flip(-1)))
+        torch.testing.assert_close(model(x), (model.model(x) + model.model(x.flip(-1))) / 2)
 
 
 def test_mlp_flattens():
@@ -52,7 +105,7 @@ def test_import_path_and_registry(tmp_path, monkeypatch):
 
 def test_bad_names_and_arguments():
     with pytest.raises(
-        ValueError, match=r"unknown model 'resnet50'; zoo models are \['mlp', 'resnet'"
+        ValueError, match=r"unknown model 'resnet50'; zoo models are \['airbench', 'mlp', 'resnet'"
     ):
         build_model("resnet50")
     with pytest.raises(

@@ -16,7 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["MLP", "MODELS", "ResNet", "SimpleCNN", "build_model", "register_model"]
+__all__ = [
+    "MLP",
+    "MODELS",
+    "AirbenchNet",
+    "MirrorAveraged",
+    "ResNet",
+    "SimpleCNN",
+    "build_model",
+    "register_model",
+]
 
 
 class MLP(nn.Sequential):
@@ -111,10 +120,97 @@ class ResNet(nn.Sequential):
         super().__init__(*layers)
 
 
+def _airbench_block(cin: int, cout: int) -> nn.Sequential:
+    """conv, 2x2 max pool, BN, GELU, conv, BN, GELU: one stage, halving the resolution."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(cout),
+        nn.GELU(),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.GELU(),
+    )
+
+
+class AirbenchNet(nn.Sequential):
+    """The layout of the fast CIFAR-10 speedruns (Keller Jordan's airbench, hlb-cifar10) for
+    28-32 px images; `widths` are the three blocks' channels (airbench94's by default).
+
+    A 2x2 convolution to 8 x `in_channels` features (-1 px), three conv-pool-BN-GELU blocks,
+    a 3x3 max pool and a linear classifier whose logits are scaled by 1/9 (a softer start).
+    Each 3x3 convolution starts with its first filters as the identity (airbench's "dirac"
+    initialization: an implicit residual). `whiten_from(images)` fixes the first layer to the
+    whitening transform of the images' 2x2 patches, which speeds up early training; without it
+    the layer is learned.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        widths: Sequence[int] = (64, 256, 256),
+    ):
+        if len(widths) != 3:
+            raise ValueError(f"AirbenchNet: widths {list(widths)} must be 3 channel counts")
+        c1, c2, c3 = widths
+        patch = 4 * in_channels  # the values in one 2x2 patch
+        super().__init__(
+            nn.Conv2d(in_channels, 2 * patch, 2),
+            nn.GELU(),
+            _airbench_block(2 * patch, c1),
+            _airbench_block(c1, c2),
+            _airbench_block(c2, c3),
+            nn.AdaptiveMaxPool2d(1),  # over 3x3 (from 28-32 px) or 2x2 (from 24-27 px)
+            nn.Flatten(),
+            nn.Linear(c3, num_classes, bias=False),
+        )
+        self.logit_scale = 1 / 9
+        for conv in self.modules():
+            if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3):
+                nn.init.dirac_(conv.weight.data[: conv.in_channels])
+
+    def whiten_from(self, images: torch.Tensor, eps: float = 5e-4) -> AirbenchNet:
+        """Fix the first layer to whiten the 2x2 patches of `images` (N, C, H, W floats,
+        normalized as the model will see them): the eigenvectors of the patch covariance
+        scaled by 1/sqrt(eigenvalue), and their negatives (so that the GELU loses nothing)."""
+        conv = self[0]
+        if images.ndim != 4 or images.shape[1] != conv.in_channels:
+            raise ValueError(
+                f"whiten_from: expected images of shape (N, {conv.in_channels}, H, W), "
+                f"got {tuple(images.shape)}"
+            )
+        patches = nn.functional.unfold(images.double(), 2).transpose(1, 2)  # N, L, C*2*2
+        values, vectors = torch.linalg.eigh(torch.cov(patches.reshape(-1, patches.shape[-1]).T))
+        weights = (vectors.T / (values + eps).sqrt()[:, None]).reshape(-1, conv.in_channels, 2, 2)
+        with torch.no_grad():
+            conv.weight.copy_(torch.cat([weights, -weights]))
+        conv.weight.requires_grad_(False)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.logit_scale
+
+
+class MirrorAveraged(nn.Module):
+    """Test-time augmentation as part of the model: in eval mode the mean of the logits of the
+    images and of their mirror images; in training mode the wrapped model alone."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.model(x)
+        return (self.model(x) + self.model(x.flip(-1))) / 2
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "simple_cnn": SimpleCNN,
     "resnet": ResNet,
+    "airbench": AirbenchNet,
 }
 
 
