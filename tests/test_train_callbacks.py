@@ -1,4 +1,5 @@
-"""EarlyStopping, GradClip, GradAccumulation, ToDevice, SanityCheck, Throttle, TimeLimit."""
+"""EarlyStopping, GradClip, GradAccumulation, Lookahead, ToDevice, SanityCheck, Throttle,
+TimeLimit."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import torch
 from weft.train import (
     READ,
     Callback,
+    Checkpointer,
     EarlyStopping,
     GradAccumulation,
     GradClip,
     Learner,
+    Lookahead,
     Metrics,
     SanityCheck,
     SanityCheckError,
@@ -122,6 +125,80 @@ def test_grad_accumulation_equals_a_larger_batch():
     plain.fit(2)
     for a, b in zip(weights(accumulated), weights(plain), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+# ---- Lookahead --------------------------------------------------------------------------------
+
+
+def test_lookahead_matches_a_hand_written_loop():
+    seen = []
+
+    def decay(t):
+        seen.append(t)
+        return 0.5
+
+    learner = make([Lookahead(every=2, decay=decay, start=0.25)], lr=0.05)
+    learner.fit(2)
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    params, slow, updates = list(model.parameters()), None, 0
+    for epoch in range(2):
+        for i, (x, y) in enumerate(regression_data()):
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+            if (epoch * 6 + i + 1) / 12 < 0.25:
+                continue  # before `start`: steps 1 and 2 of 12
+            updates += 1
+            if updates % 2 == 0:
+                with torch.no_grad():
+                    if slow is None:
+                        slow = [p.detach().clone() for p in params]
+                    else:
+                        for s, p in zip(slow, params, strict=True):
+                            s += 0.5 * (p - s)
+                            p.copy_(s)
+        with torch.no_grad():  # each epoch ends on the slow weights
+            for s, p in zip(slow, params, strict=True):
+                p.copy_(s)
+    for got, expected in zip(weights(learner), params, strict=True):
+        torch.testing.assert_close(got, expected.detach())
+    assert seen == [6 / 12, 8 / 12, 10 / 12, 12 / 12]  # the fit's progress at each average
+
+
+def test_lookahead_averages_batch_norm_statistics_and_resumes_from_a_checkpoint(tmp_path):
+    def learner(callbacks):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        return make(
+            [Lookahead(every=3, decay=0.7), *callbacks],
+            model=model,
+            lr=0.05,
+            loss=lambda out, y: torch.nn.functional.mse_loss(out.mean(1, keepdim=True), y),
+        )
+
+    full = learner([Checkpointer(tmp_path, keep_last=None)])
+    full.fit(3)
+    lookahead = full.callbacks[0]
+    # the slow copy holds the running mean and variance too (and not the batch counter)
+    assert [tuple(x.shape) for x in lookahead.slow] == [(4, 3), (4,), (4,), (4,), (4,), (4,)]
+    first = next(tmp_path.glob("*-step6.pt"))  # after epoch 1 of 3: mid-way through a period
+    resumed = learner([Checkpointer(tmp_path / "again")])
+    resumed.fit(3, resume=first)
+    torch.testing.assert_close(resumed.model.state_dict(), full.model.state_dict())
+
+
+def test_lookahead_errors():
+    with pytest.raises(ValueError, match=r"Lookahead\(every=...\) must be >= 1, got 0"):
+        Lookahead(every=0)
+    with pytest.raises(ValueError, match=r"Lookahead\(decay=...\) must be in \[0, 1\], got 1.5"):
+        Lookahead(decay=1.5)
+    with pytest.raises(ValueError, match=r"Lookahead\(start=...\) is a fraction"):
+        Lookahead(start=1.0)
+    with pytest.raises(ValueError, match=r"Lookahead needs the training data's len\(\)"):
+        make([Lookahead()], data=iter(regression_data())).fit(1)
 
 
 def test_grad_accumulation_runs_before_grad_clip():

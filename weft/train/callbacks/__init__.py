@@ -6,6 +6,7 @@ from weft.train.callbacks.early_stopping import EarlyStopping
 from weft.train.callbacks.grad_accumulation import GradAccumulation
 from weft.train.callbacks.grad_clip import GradClip
 from weft.train.callbacks.history import History
+from weft.train.callbacks.lookahead import Lookahead
 from weft.train.callbacks.lr_finder import LRFinder, LRFinderResult, find_lr
 from weft.train.callbacks.metrics import Metrics
 from weft.train.callbacks.mixed_precision import MixedPrecision
@@ -26,6 +27,7 @@ __all__ = [
     "History",
     "LRFinder",
     "LRFinderResult",
+    "Lookahead",
     "Metrics",
     "MixedPrecision",
     "ProgressBar",
