@@ -190,6 +190,11 @@ def test_lookahead_averages_batch_norm_statistics_and_resumes_from_a_checkpoint(
     torch.testing.assert_close(resumed.model.state_dict(), full.model.state_dict())
 
 
+def test_lookahead_orders_with_the_other_model_writers():
+    callbacks = [GradClip(1.0), Lookahead(), GradAccumulation(2), ToDevice("cpu")]
+    assert make(callbacks).order[0].name == "ToDevice"
+
+
 def test_lookahead_errors():
     with pytest.raises(ValueError, match=r"Lookahead\(every=...\) must be >= 1, got 0"):
         Lookahead(every=0)

@@ -48,8 +48,14 @@ class Lookahead(Callback):
         self._total = 0
 
     def resolve(self, other: Callback) -> Resolution | None:
-        # It moves the weights between optimizer updates; gradient-side writers act within one.
-        return NO_CONFLICT
+        from weft.train.callbacks.grad_accumulation import GradAccumulation
+        from weft.train.callbacks.grad_clip import GradClip
+        from weft.train.callbacks.mixed_precision import MixedPrecision
+
+        # It moves the weights between optimizer updates; these write gradients within one.
+        if isinstance(other, GradAccumulation | GradClip | MixedPrecision):
+            return NO_CONFLICT
+        return None  # e.g. ToDevice, which runs first
 
     def on_fit_begin(self, learner: Any) -> None:
         train = learner.data.get("train")
