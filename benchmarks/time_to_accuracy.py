@@ -18,7 +18,7 @@ training to the end of the first epoch whose test accuracy reaches the recipe's 
   `OneCycleLR`, and the usual hand-written loop.
 
     WEFT_DATA=../shared/data .venv/bin/python benchmarks/time_to_accuracy.py \
-        [--datasets mnist fashion_mnist] [--workers 1] [--out /tmp/tta] [--tiny]
+        [--datasets mnist fashion_mnist] [--rounds 1] [--torch-first] [--workers 1] [--tiny]
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, help="default: the recipe's")
     parser.add_argument("--limit", type=int, default=0, help="train on the first N images")
     parser.add_argument("--rounds", type=int, default=1, help="weft-torch, then torch-weft, ...")
+    parser.add_argument("--torch-first", action="store_true", help="torch-weft, then weft-torch")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/time_to_accuracy"))
@@ -170,7 +171,8 @@ def main() -> None:
         epochs = args.epochs or (2 if args.tiny else recipe.epochs)  # OneCycleLR: >= 8 steps
         for run in range(args.rounds):
             done = {}
-            for side in ("weft", "torch") if run % 2 == 0 else ("torch", "weft"):
+            order = ("weft", "torch") if (run + args.torch_first) % 2 == 0 else ("torch", "weft")
+            for side in order:
                 if side == "weft":
                     done[side] = weft(recipe, epochs, args, run)
                 else:
