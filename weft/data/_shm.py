@@ -106,7 +106,9 @@ class SlotPool:
     A decoded batch's arrays live in its slot, without a copy; the slot returns to the pool only
     when the last of those arrays (or anything viewing them) is garbage, so a worker never
     overwrites memory the program can still see. A consumer that keeps batches just makes the
-    pool run dry, and later batches then travel pickled.
+    pool run dry, and later batches then travel pickled. Slots are reclaimed when one is needed
+    (`acquire`), not by a callback when a batch is collected: a Ctrl-C landing in such a callback
+    would be swallowed ("Exception ignored") and the loop would go on.
     """
 
     def __init__(self, layout: Layout, count: int):
@@ -114,7 +116,7 @@ class SlotPool:
         tag = f"weft-{os.getpid()}-{secrets.token_hex(4)}"
         self.segments: list[shared_memory.SharedMemory] = []
         self.addresses: list[int] = []
-        self.leased: set[int] = set()
+        self.leases: dict[int, weakref.ref] = {}  # slot -> its batch's lease
         self.locks: list[int] = []
         self.closed = False
         try:
@@ -137,6 +139,11 @@ class SlotPool:
         return [s.name for s in self.segments]
 
     def acquire(self) -> int | None:
+        if not self.free:
+            for slot, lease in list(self.leases.items()):
+                if lease() is None:
+                    del self.leases[slot]
+                    self.free.append(slot)
         return self.free.pop() if self.free else None
 
     def release(self, slot: int) -> None:
@@ -150,18 +157,8 @@ class SlotPool:
             _slot_array(self.addresses[slot], *item[1:], lease) if item[0] == _IN_SLOT else item[1]
             for item in items
         ]
-        self.leased.add(slot)
-        # At exit the process's mappings go anyway; unmapping then could pull memory from under
-        # arrays that are still referenced while the interpreter tears down.
-        weakref.finalize(lease, self._returned, slot).atexit = False
+        self.leases[slot] = weakref.ref(lease)
         return unflatten(spec, leaves)
-
-    def _returned(self, slot: int) -> None:
-        self.leased.discard(slot)
-        if self.closed:
-            self._unmap(slot)
-        else:
-            self.free.append(slot)
 
     def _unmap(self, slot: int) -> None:
         self.segments[slot].close()
@@ -172,8 +169,12 @@ class SlotPool:
         for slot, segment in enumerate(self.segments):
             with contextlib.suppress(FileNotFoundError):
                 segment.unlink()
-            if slot not in self.leased:
+            lease = self.leases.get(slot, lambda: None)()
+            if lease is None:
                 self._unmap(slot)
+            else:  # unmapped when its batch goes; at exit the process's mappings go anyway, and
+                # unmapping then could pull memory from under arrays still referenced
+                weakref.finalize(lease, self._unmap, slot).atexit = False
         for fd in self.locks:
             os.close(fd)
         self.locks = []
