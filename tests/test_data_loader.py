@@ -393,6 +393,9 @@ def run_and_interrupt(sig: int, to_group: bool) -> tuple[str, set[int], int]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # and Ctrl-C's default action, which a shell's background job (`make test &`) would
+        # pass down as "ignored"
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         pids = set()
