@@ -49,8 +49,9 @@ from weft.train import (
     Scheduler,
     ToDevice,
     accuracy,
+    linear,
+    warmup,
 )
-from weft.train.schedules import chain, linear
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 TARGET = 0.90
@@ -131,7 +132,7 @@ def airbench_sgd(net: nn.Module, lr: float, batch_size: int) -> torch.optim.SGD:
 
 def triangle(peak: float) -> Callable[[float], float]:
     """airbench's schedule: linear from 0.2 x `peak` to `peak` over 20% of training, then to 0."""
-    return chain((0.2, linear(0.2 * peak, peak)), (0.8, linear(peak, 0.0)))
+    return warmup(0.2, linear(peak, 0.0), start=0.2 * peak)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

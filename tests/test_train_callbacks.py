@@ -202,7 +202,10 @@ def test_lookahead_errors():
         Lookahead(decay=1.5)
     with pytest.raises(ValueError, match=r"Lookahead\(start=...\) is a fraction"):
         Lookahead(start=1.0)
-    with pytest.raises(ValueError, match=r"Lookahead needs the training data's len\(\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Lookahead cannot tell how many steps the fit has: the training data has no len\(\)$",
+    ):
         make([Lookahead()], data=iter(regression_data())).fit(1)
 
 

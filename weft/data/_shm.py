@@ -118,7 +118,6 @@ class SlotPool:
         self.addresses: list[int] = []
         self.leases: dict[int, weakref.ref] = {}  # slot -> its batch's lease
         self.locks: list[int] = []
-        self.closed = False
         try:
             for i in range(count):
                 segment = shared_memory.SharedMemory(
@@ -165,11 +164,11 @@ class SlotPool:
 
     def close(self) -> None:
         """Unlink every slot now; unmap those no batch still uses (the others when it goes)."""
-        self.closed = True
         for slot, segment in enumerate(self.segments):
             with contextlib.suppress(FileNotFoundError):
                 segment.unlink()
-            lease = self.leases.get(slot, lambda: None)()
+            ref = self.leases.get(slot)
+            lease = None if ref is None else ref()
             if lease is None:
                 self._unmap(slot)
             else:  # unmapped when its batch goes; at exit the process's mappings go anyway, and

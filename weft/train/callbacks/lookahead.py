@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 
 from weft.train.callbacks.base import Callback, for_phases
+from weft.train.callbacks.scheduler import fit_steps
 from weft.train.graph import NO_CONFLICT, Resolution
 from weft.train.permissions import READ, WRITE
 from weft.train.phases import TrainingPhase
@@ -58,10 +59,7 @@ class Lookahead(Callback):
         return None  # e.g. ToDevice, which runs first
 
     def on_fit_begin(self, learner: Any) -> None:
-        train = learner.data.get("train")
-        if not hasattr(train, "__len__"):
-            raise ValueError("Lookahead needs the training data's len() to place `start`")
-        self._total = learner.progress.fit_epochs * len(train)
+        self._total = fit_steps(learner, "Lookahead")
 
     @for_phases(TrainingPhase)
     def on_step_end(self, learner: Any) -> None:

@@ -43,15 +43,8 @@ class Scheduler(Callback):
         self._total = total_steps or 0
 
     def on_fit_begin(self, learner: Any) -> None:
-        p = learner.progress
         if self.total_steps is None:
-            train = learner.data.get("train")
-            if not hasattr(train, "__len__"):
-                raise ValueError(
-                    "Scheduler cannot tell how many steps the fit has: the training data has no "
-                    "len(); pass Scheduler(total_steps=...)"
-                )
-            self._total = p.fit_epochs * len(train)
+            self._total = fit_steps(learner, "Scheduler", "; pass Scheduler(total_steps=...)")
         groups = learner.optimizer.param_groups
         for name, s in self.schedules.items():
             if isinstance(s, (list, tuple)) and len(s) != len(groups):
@@ -95,3 +88,14 @@ def _set(group: dict, name: str, value: float) -> None:
         group["betas"] = (value, *group["betas"][1:])
     else:
         group[name] = value
+
+
+def fit_steps(learner: Any, who: str, hint: str = "") -> int:
+    """The training steps of the current fit: its epochs times the training data's len().
+    For callbacks that place something along the fit (schedules, averaging)."""
+    train = learner.data.get("train")
+    if not hasattr(train, "__len__"):
+        raise ValueError(
+            f"{who} cannot tell how many steps the fit has: the training data has no len(){hint}"
+        )
+    return learner.progress.fit_epochs * len(train)
