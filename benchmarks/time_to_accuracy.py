@@ -10,6 +10,11 @@ augmentation semantics (zero-pad 2, random 28x28 crop, random mirror for
 Fashion-MNIST, normalize) and one loader worker process each.
 Each epoch ends with a test-set pass; the time to accuracy is the wall time from the start of
 training to the end of the first epoch whose test accuracy reaches the recipe's target.
+With `--seeds 0 1 2` each side runs once per seed (the order alternating) and the summary
+compares medians: one seed decides the epoch the target is crossed by luck as much as by
+speed. `--stop-at-target` ends each run there (weft: `EarlyStopping(stop_at=...)`), which
+leaves the time to accuracy unchanged and saves the epochs after it. Seconds per epoch
+(median) compare the two sides' speed alone.
 
 - weft: `examples/mnist.py` itself (catalog, `mapobs` + `weft.augment`, `DataLoader`,
   `Learner.fit_one_cycle` with Metrics, History, ProgressBar and a Checkpointer per epoch);
@@ -18,15 +23,18 @@ training to the end of the first epoch whose test accuracy reaches the recipe's 
   `OneCycleLR`, and the usual hand-written loop.
 
     WEFT_DATA=../shared/data .venv/bin/python benchmarks/time_to_accuracy.py \
-        [--datasets mnist fashion_mnist] [--rounds 1] [--torch-first] [--workers 1] [--tiny]
+        [--datasets mnist fashion_mnist] [--seeds 0 1 2] [--stop-at-target] [--torch-first]
+        [--workers 1] [--tiny]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -78,12 +86,12 @@ def arrays(dataset: str, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return reader.images.values()[:n], reader.labels.values()[:n]
 
 
-def plain_torch(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace) -> dict:
+def plain_torch(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace, seed: int) -> dict:
     """The recipe as a hand-written PyTorch loop; returns accuracy and timing like the example."""
     workers = args.workers
     limit, test_limit = (512, 256) if args.tiny else (args.limit, 0)
     started = time.perf_counter()  # reading the files counts, as weft's lazy readers do in fit
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     train = DataLoader(
         Augmented(*arrays(recipe.dataset, "train", limit), recipe, train=True),
         batch_size=recipe.batch_size,
@@ -91,7 +99,7 @@ def plain_torch(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace) -> 
         drop_last=True,
         num_workers=workers,
         persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(args.seed),
+        generator=torch.Generator().manual_seed(seed),
     )
     test = DataLoader(
         Augmented(*arrays(recipe.dataset, "test", test_limit), recipe, train=False),
@@ -130,15 +138,18 @@ def plain_torch(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace) -> 
         history.append({"epoch": epoch, "valid_accuracy": accuracy})
         history[-1]["time"] = time.perf_counter() - started
         print(f"torch epoch {epoch}: test accuracy {accuracy:.4f}", file=sys.stderr, flush=True)
+        if args.stop_at_target and accuracy >= recipe.target:
+            break
     seconds = time.perf_counter() - started
     return mnist.summary(recipe, model, history, seconds, epochs, len(train) * recipe.batch_size)
 
 
-def weft(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace, run: int) -> dict:
+def weft(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace, seed: int) -> dict:
     """`examples/mnist.py` itself, with the benchmark's settings."""
-    argv = ["--out", str(args.out / f"{recipe.dataset}-{run}"), "--epochs", str(epochs)]
-    argv += ["--workers", str(args.workers), "--seed", str(args.seed), "--limit", str(args.limit)]
-    return mnist.main(argv + (["--tiny"] if args.tiny else []), recipe)
+    argv = ["--out", str(args.out / f"{recipe.dataset}-{seed}"), "--epochs", str(epochs)]
+    argv += ["--workers", str(args.workers), "--seed", str(seed), "--limit", str(args.limit)]
+    argv += ["--tiny"] if args.tiny else []
+    return mnist.main(argv + (["--stop-at-target"] if args.stop_at_target else []), recipe)
 
 
 def fmt(seconds: float | None) -> str:
@@ -151,10 +162,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--target", type=float, help="default: the recipe's")
     parser.add_argument("--limit", type=int, default=0, help="train on the first N images")
-    parser.add_argument("--rounds", type=int, default=1, help="weft-torch, then torch-weft, ...")
-    parser.add_argument("--torch-first", action="store_true", help="torch-weft, then weft-torch")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="one weft and one torch run per seed"
+    )
+    parser.add_argument(
+        "--torch-first", action="store_true", help="torch first for the first seed (alternates)"
+    )
+    parser.add_argument("--stop-at-target", action="store_true", help="end each run there")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/time_to_accuracy"))
     parser.add_argument("--tiny", action="store_true", help="512 images, 2 epochs: a smoke test")
     args = parser.parse_args()
@@ -169,30 +184,57 @@ def main() -> None:
         if args.target is not None:
             recipe = dataclasses.replace(recipe, target=args.target)
         epochs = args.epochs or (2 if args.tiny else recipe.epochs)  # OneCycleLR: >= 8 steps
-        for run in range(args.rounds):
+        for run, seed in enumerate(args.seeds):
             done = {}
             order = ("weft", "torch") if (run + args.torch_first) % 2 == 0 else ("torch", "weft")
             for side in order:
                 if side == "weft":
-                    done[side] = weft(recipe, epochs, args, run)
+                    done[side] = weft(recipe, epochs, args, seed)
                 else:
-                    done[side] = plain_torch(recipe, epochs, args)
-            results.append((name, done["weft"], done["torch"]))
-            report(name, done["weft"], done["torch"])
+                    done[side] = plain_torch(recipe, epochs, args, seed)
+            results.append((name, seed, order[0], done["weft"], done["torch"]))
+            report(name, seed, order[0], done["weft"], done["torch"])
     print("\nsummary (each line one weft run and one torch run, back to back)")
-    for name, w, t in results:
-        report(name, w, t)
+    for line in results:
+        report(*line)
+    for name in args.datasets:
+        medians(name, [(w, t) for n, _, _, w, t in results if n == name])
 
 
-def report(name: str, w: dict, t: dict) -> None:
+def epoch_seconds(result: dict) -> float:
+    """Median seconds per epoch of a run (training and its test pass)."""
+    times = [0.0] + [row["time"] for row in result["history"]]
+    return statistics.median(b - a for a, b in itertools.pairwise(times))
+
+
+def report(name: str, seed: int, first: str, w: dict, t: dict) -> None:
     tw, tt = w["target_reached_after_s"], t["target_reached_after_s"]
     ratio = f"{tw / tt:.2f}x" if tw is not None and tt is not None else "n/a"
+    ew, et = epoch_seconds(w), epoch_seconds(t)
     print(
-        f"{name} (target {w['target']}, {w['epochs']} epochs of {w['train_images']} images): "
-        f"time to target weft "
-        f"{fmt(tw)}, torch {fmt(tt)}, ratio {ratio}; whole run weft {w['wall_s']:.0f} s, torch "
-        f"{t['wall_s']:.0f} s ({w['wall_s'] / t['wall_s']:.2f}x); final test accuracy weft "
+        f"{name} seed {seed} ({first} first; target {w['target']}, {w['epochs']}-epoch schedule "
+        f"of {w['train_images']} images): time to target weft {fmt(tw)} (epoch "
+        f"{w['reached_epoch']}), torch {fmt(tt)} (epoch {t['reached_epoch']}), ratio {ratio}; "
+        f"s/epoch weft {ew:.1f}, torch {et:.1f} ({ew / et:.2f}x); last test accuracy weft "
         f"{w['test_accuracy']:.4f}, torch {t['test_accuracy']:.4f}",
+        flush=True,
+    )
+
+
+def medians(name: str, pairs: list[tuple[dict, dict]]) -> None:
+    """The seeds' medians: time to target (a run that never reaches it counts as infinite)."""
+
+    def median_time(runs: list[dict]) -> float:
+        return statistics.median(r["target_reached_after_s"] or float("inf") for r in runs)
+
+    weft_runs, torch_runs = [w for w, _ in pairs], [t for _, t in pairs]
+    tw, tt = median_time(weft_runs), median_time(torch_runs)
+    ew = statistics.median(epoch_seconds(w) for w in weft_runs)
+    et = statistics.median(epoch_seconds(t) for t in torch_runs)
+    ratio = f"{tw / tt:.2f}x" if max(tw, tt) < float("inf") else "n/a"
+    print(
+        f"{name}, median of {len(pairs)} seeds: time to target weft {tw:.0f} s, torch {tt:.0f} s, "
+        f"ratio {ratio}; s/epoch weft {ew:.1f}, torch {et:.1f} ({ew / et:.2f}x)",
         flush=True,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,24 @@ def test_head_box_reports_a_file_without_a_box(examples, tmp_path: Path):
     bad.write_text("<annotation><size><width>5</width><height>5</height></size></annotation>")
     with pytest.raises(ValueError, match=r"empty\.xml has no object/bndbox element"):
         module.head_box(bad)
+
+
+def test_time_to_accuracy_stops_each_side_at_the_target(
+    examples, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    """The benchmark's two sides at a tiny size, with a target every run reaches at once."""
+    monkeypatch.syspath_prepend(str(EXAMPLES.parent / "benchmarks"))
+    argv = ["time_to_accuracy.py", "--datasets", "mnist", "--tiny", "--epochs", "3"]
+    argv += ["--seeds", "0", "1", "--target", "0", "--stop-at-target", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", argv)
+    examples("time_to_accuracy").main()
+
+    for seed in (0, 1):
+        written = json.loads((tmp_path / f"mnist-{seed}" / "results.json").read_text())
+        assert written["epochs"] == 3 and written["epochs_run"] == 1  # stopped by EarlyStopping
+        assert written["reached_epoch"] == 0 and len(written["history"]) == 1
+    out, err = capsys.readouterr()
+    assert "torch epoch 0: test accuracy" in err and "torch epoch 1:" not in err
+    assert "mnist seed 0 (weft first;" in out and "mnist seed 1 (torch first;" in out
+    assert len(re.findall(r"weft \d+ s \(epoch 0\), torch \d+ s \(epoch 0\), ratio", out)) == 4
+    assert "mnist, median of 2 seeds: time to target weft " in out

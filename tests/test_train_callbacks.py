@@ -16,6 +16,7 @@ from weft.train import (
     EarlyStopping,
     GradAccumulation,
     GradClip,
+    History,
     Learner,
     Lookahead,
     Metrics,
@@ -69,6 +70,20 @@ def test_early_stopping_keeps_going_while_improving():
     assert result.completed
 
 
+def test_early_stopping_stops_at_the_first_epoch_that_reaches_stop_at():
+    valid = regression_data(2, seed=1)
+    fit = make([Metrics(), History()], valid=valid).fit(5)
+    losses = [row["valid_loss"] for row in fit.history]
+    assert losses == sorted(losses, reverse=True)  # improving every epoch: patience never ends it
+    threshold = (losses[1] + losses[2]) / 2
+    es = EarlyStopping("valid_loss", patience=None, stop_at=threshold)
+    result = make([Metrics(), History(), es], valid=valid).fit(5)
+    assert result.stop.reason is StopReason.EARLY_STOPPING and result.epochs == 3
+    assert [row["valid_loss"] for row in result.history] == losses[:3]
+    assert result.stop.message.startswith("valid_loss reached ")
+    assert result.stop.message.endswith(f"(stop_at {threshold:.6g}) at epoch 2")
+
+
 def test_early_stopping_errors():
     with pytest.raises(
         KeyError,
@@ -77,8 +92,10 @@ def test_early_stopping_errors():
         make([Metrics(), EarlyStopping("valid_acc")], valid=regression_data(1)).fit(1)
     with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
         EarlyStopping(mode="up")
-    with pytest.raises(ValueError, match="patience must be >= 1"):
+    with pytest.raises(ValueError, match="patience must be >= 1 or None"):
         EarlyStopping(patience=0)
+    with pytest.raises(ValueError, match="patience=None needs stop_at"):
+        EarlyStopping(patience=None)
 
 
 # ---- gradients -------------------------------------------------------------------------------

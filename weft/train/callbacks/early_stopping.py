@@ -1,4 +1,4 @@
-"""EarlyStopping: stop when a monitored metric stops improving."""
+"""EarlyStopping: stop when a monitored metric stops improving, or once it reaches a target."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ __all__ = ["EarlyStopping"]
 
 class EarlyStopping(Callback):
     """Stop with `StopReason.EARLY_STOPPING` when `monitor` (a `cbstate.metrics` key such as
-    `valid_loss`) has not improved by more than `min_delta` for `patience` epochs.
-    `mode` is "min" (lower is better) or "max".
+    `valid_loss`) has not improved by more than `min_delta` for `patience` epochs, or as soon as
+    it reaches `stop_at` (time-to-accuracy runs: nothing after the target is needed).
+    `mode` is "min" (lower is better) or "max"; `patience=None` keeps only the `stop_at` rule.
     """
 
     access = {"cbstate.metrics": READ}  # noqa: RUF012
@@ -23,15 +24,19 @@ class EarlyStopping(Callback):
     def __init__(
         self,
         monitor: str = "valid_loss",
-        patience: int = 3,
+        patience: int | None = 3,
         min_delta: float = 0.0,
         mode: str = "min",
+        stop_at: float | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'min' or 'max', got {mode!r}")
-        if patience < 1:
-            raise ValueError(f"EarlyStopping patience must be >= 1, got {patience}")
+        if patience is not None and patience < 1:
+            raise ValueError(f"EarlyStopping patience must be >= 1 or None, got {patience}")
+        if patience is None and stop_at is None:
+            raise ValueError("EarlyStopping with patience=None needs stop_at, or it never stops")
         self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
+        self.stop_at = stop_at
         self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch = -1
         self.wait = 0
@@ -46,6 +51,14 @@ class EarlyStopping(Callback):
                 f"pass monitor= one of them"
             )
         value = metrics[self.monitor]
+        if self.stop_at is not None and (
+            value <= self.stop_at if self.mode == "min" else value >= self.stop_at
+        ):
+            learner.request_stop(
+                StopReason.EARLY_STOPPING,
+                f"{self.monitor} reached {value:.6g} (stop_at {self.stop_at:.6g}) "
+                f"at epoch {learner.progress.epoch}",
+            )
         better = (
             value < self.best - self.min_delta
             if self.mode == "min"
@@ -55,7 +68,7 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch, self.wait = value, learner.progress.epoch, 0
             return
         self.wait += 1
-        if self.wait >= self.patience:
+        if self.patience is not None and self.wait >= self.patience:
             learner.request_stop(
                 StopReason.EARLY_STOPPING,
                 f"{self.monitor} did not improve for {self.wait} epochs "
