@@ -122,3 +122,23 @@ def test_batches_of_a_mapped_view_equal_stacking_each_observation():
     for batch in (fresh, filled):
         np.testing.assert_array_equal(batch[0], np.stack([x for x, _ in expected]))
         assert batch[1].tolist() == [y for _, y in expected]
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_tuples_of_any_width_collate_as_stacking_each_field_does(width):
+    """Pairs take their own unrolled loop, other tuples the general one: both give `np.stack`
+    (or `np.asarray`) of each field, also when a later array or number does not fit the first."""
+    fields = [
+        [np.full((2, 2), i, np.float32) for i in range(4)],
+        [np.int64(i) for i in range(3)] + [2.5],  # the last label promotes the column to float
+        [np.zeros(2, np.uint8), np.zeros(2, np.uint8), np.ones(2, np.int16), np.zeros(2)],
+    ][:width]
+    observations = list(zip(*fields, strict=True))
+    batch = collate_rows(iter(observations), 4)
+    assert isinstance(batch, tuple) and len(batch) == width
+    for got, values in zip(batch, fields, strict=True):
+        expected = np.stack(values) if isinstance(values[0], np.ndarray) else np.asarray(values)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="observation 3 of the batch has 4 fields, the first has"):
+        collate_rows(iter([*observations[:3], (0, 0, 0, 0)]), 4)

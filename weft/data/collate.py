@@ -65,11 +65,20 @@ def collate_rows(observations: Iterable, count: int, buffer: Any = None) -> Any:
     leaves_of = _leaf_reader(spec)
     rooms = _matching(spec, buffer)
     columns = [
-        _Column(leaf, count, room) for leaf, room in zip(leaves_of(first, 0), rooms, strict=True)
+        _column(leaf, count, room) for leaf, room in zip(leaves_of(first, 0), rooms, strict=True)
     ]
     del first  # nothing keeps an observation once it is copied
-    puts, j = [column.put for column in columns], 0
-    if _is_flat(spec):  # a tuple of leaves, the common case: no call per observation to split it
+    puts, j = [put for put, _ in columns], 0
+    if _is_flat(spec) and len(puts) == 2:
+        # The (input, target) pair, by far the most common observation: unrolled, as a loop
+        # over the fields costs ~0.6 µs a sample (of ~10 in the loader benchmark)
+        put_input, put_target = puts
+        for j, observation in enumerate(rows, 1):
+            if len(observation) != 2:
+                _fields_of(observation, j, 2)
+            put_input(j, observation[0])
+            put_target(j, observation[1])
+    elif _is_flat(spec):  # a tuple of leaves: no call per observation to split it
         width = len(puts)
         for j, observation in enumerate(rows, 1):
             if len(observation) != width:
@@ -82,7 +91,7 @@ def collate_rows(observations: Iterable, count: int, buffer: Any = None) -> Any:
                 put(j, leaf)
     if j + 1 != count:
         raise ValueError(f"collate_rows: expected {count} observations, got {j + 1}")
-    stacked = [column.result(room) for column, room in zip(columns, rooms, strict=True)]
+    stacked = [result() for _, result in columns]
     return _build(spec, iter(stacked))
 
 
@@ -157,44 +166,45 @@ def _build(spec: Any, stacked: Any) -> Any:
 # --- one leaf position of a batch ---------------------------------------------------------------
 
 
-class _Column:
-    """The values of one leaf position. Arrays go into rows of a batch array while each has the
-    first one's dtype and shape (so stacking would give that array); anything else (numbers,
-    strings, an array that does not fit) is listed and collated at the end by `_stack`, which a
-    few bytes per observation cost nothing to keep.
+def _column(first: Any, count: int, room: np.ndarray | None) -> tuple[Callable, Callable]:
+    """`(put, result)` for the values of one leaf position: `put(j, value)` stores row `j`,
+    `result()` gives the collated column.
+
+    Arrays go into rows of a batch array (`room` when it fits) while each has the first one's
+    dtype and shape, so stacking would give that array; anything else (numbers, strings, an
+    array that does not fit) is listed and collated at the end by `_stack`, which a few bytes
+    per observation cost nothing to keep. Closures, not a class: `put` runs per observation.
     """
+    listed: list | None = None
 
-    __slots__ = ("array", "dtype", "shape", "values")
+    def append(j: int, value: Any) -> None:
+        listed.append(value)
 
-    def __init__(self, first: Any, count: int, room: np.ndarray | None):
-        self.array = self.values = None
-        if type(first) is not np.ndarray or first.dtype.hasobject:
-            self.values = [first]
-            return
-        self.dtype, self.shape = first.dtype, first.shape
-        shape = (count, *first.shape)
-        fits = room is not None and room.shape == shape and room.dtype == first.dtype
-        self.array = room if fits else np.empty(shape, first.dtype)
-        self.array[0] = first
+    if type(first) is not np.ndarray or first.dtype.hasobject:
+        listed = [first]
+        put = append
+    else:
+        dtype, shape = first.dtype, first.shape
+        fits = room is not None and room.shape == (count, *shape) and room.dtype == dtype
+        array = room if fits else np.empty((count, *shape), dtype)
+        array[0] = first
 
-    def put(self, j: int, value: Any) -> None:
-        if self.values is None:
-            if (
-                type(value) is np.ndarray
-                and value.dtype == self.dtype
-                and value.shape == self.shape
-            ):
-                self.array[j] = value
-                return
-            # The rows so far hold exact copies of their arrays
-            self.values = list(self.array[:j])
-        self.values.append(value)
+        def put(j: int, value: Any) -> None:
+            nonlocal listed
+            if listed is None:
+                if type(value) is np.ndarray and value.shape == shape and value.dtype == dtype:
+                    array[j] = value
+                    return
+                listed = list(array[:j])  # the rows so far hold exact copies of their arrays
+            listed.append(value)
 
-    def result(self, room: np.ndarray | None) -> Any:
-        if self.values is None:
-            return self.array
-        stacked = _stack(self.values)
+    def result() -> Any:
+        if listed is None:
+            return array
+        stacked = _stack(listed)
         return stacked if room is None else copy_into(room, stacked)
+
+    return put, result
 
 
 def _stack(observations: list) -> Any:

@@ -196,19 +196,21 @@ def _one_by_one(data: Any, indices: np.ndarray) -> Iterable[Any]:
     return observations
 
 
-def _split(batch: Any, n: int) -> list | None:
-    """The `n` observations of a batch form (arrays, lists, tuples and dicts of them), or None
-    for a batch form of another kind."""
+def _split(batch: Any, n: int) -> Iterable[Any] | None:
+    """The `n` observations of a batch form (arrays, lists, tuples and dicts of them) as an
+    iterable, or None for a batch form of another kind. An array iterates by rows: no list of
+    them is built."""
     if isinstance(batch, np.ndarray | list) and len(batch) == n:
-        return list(batch)
+        return batch
     if type(batch) is tuple:
         members = [_split(member, n) for member in batch]
-        return None if None in members else list(zip(*members, strict=True))
+        return None if any(m is None for m in members) else zip(*members, strict=True)
     if type(batch) is dict:
         members = [_split(member, n) for member in batch.values()]
-        if None in members:
+        if any(m is None for m in members):
             return None
-        return [dict(zip(batch, values, strict=True)) for values in zip(*members, strict=True)]
+        keys = list(batch)
+        return (dict(zip(keys, values, strict=True)) for values in zip(*members, strict=True))
     return None
 
 
