@@ -144,9 +144,9 @@ def plain_torch(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace, see
     return mnist.summary(recipe, model, history, seconds, epochs, len(train) * recipe.batch_size)
 
 
-def weft(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace, seed: int) -> dict:
-    """`examples/mnist.py` itself, with the benchmark's settings."""
-    argv = ["--out", str(args.out / f"{recipe.dataset}-{seed}"), "--epochs", str(epochs)]
+def weft(recipe: mnist.Recipe, epochs: int, args: argparse.Namespace, seed: int, run: int) -> dict:
+    """`examples/mnist.py` itself, with the benchmark's settings; files in `<out>/<data>-<run>`."""
+    argv = ["--out", str(args.out / f"{recipe.dataset}-{run}"), "--epochs", str(epochs)]
     argv += ["--workers", str(args.workers), "--seed", str(seed), "--limit", str(args.limit)]
     argv += ["--tiny"] if args.tiny else []
     return mnist.main(argv + (["--stop-at-target"] if args.stop_at_target else []), recipe)
@@ -189,7 +189,7 @@ def main() -> None:
             order = ("weft", "torch") if (run + args.torch_first) % 2 == 0 else ("torch", "weft")
             for side in order:
                 if side == "weft":
-                    done[side] = weft(recipe, epochs, args, seed)
+                    done[side] = weft(recipe, epochs, args, seed, run)
                 else:
                     done[side] = plain_torch(recipe, epochs, args, seed)
             results.append((name, seed, order[0], done["weft"], done["torch"]))

@@ -155,8 +155,8 @@ def test_time_to_accuracy_stops_each_side_at_the_target(
     monkeypatch.setattr("sys.argv", argv)
     examples("time_to_accuracy").main()
 
-    for seed in (0, 1):
-        written = json.loads((tmp_path / f"mnist-{seed}" / "results.json").read_text())
+    for run in (0, 1):  # one folder per run (seeds may repeat)
+        written = json.loads((tmp_path / f"mnist-{run}" / "results.json").read_text())
         assert written["epochs"] == 3 and written["epochs_run"] == 1  # stopped by EarlyStopping
         assert written["reached_epoch"] == 0 and len(written["history"]) == 1
     out, err = capsys.readouterr()
