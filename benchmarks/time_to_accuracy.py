@@ -178,7 +178,7 @@ def main() -> None:
         f"{torch.__version__} ({torch.get_num_threads()} threads), workers={args.workers}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    results: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    results: list[tuple[str, int, str, dict[str, Any], dict[str, Any]]] = []
     for name in args.datasets:
         recipe = RECIPES[name]
         if args.target is not None:
@@ -225,7 +225,8 @@ def medians(name: str, pairs: list[tuple[dict, dict]]) -> None:
     """The seeds' medians: time to target (a run that never reaches it counts as infinite)."""
 
     def median_time(runs: list[dict]) -> float:
-        return statistics.median(r["target_reached_after_s"] or float("inf") for r in runs)
+        times = [r["target_reached_after_s"] for r in runs]
+        return statistics.median(float("inf") if t is None else t for t in times)
 
     weft_runs, torch_runs = [w for w, _ in pairs], [t for _, t in pairs]
     tw, tt = median_time(weft_runs), median_time(torch_runs)
